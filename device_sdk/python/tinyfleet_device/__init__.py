@@ -1,0 +1,1 @@
+"""Python reference device for tinyfleet."""
