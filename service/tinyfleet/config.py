@@ -1,0 +1,153 @@
+"""Settings: one object built at start-up from the environment and `.env` (never at import)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Self
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class InsecureSettingsError(ValueError):
+    """Raised when production mode is asked for with a development-only default."""
+
+
+class MqttEndpoint:
+    """The parts of an ``mqtt://user:pass@host:port`` (or ``mqtts://``) URL."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"MQTT URL has no host: {url!r}")
+        self.tls = parts.scheme in ("mqtts", "ssl")
+        self.host = parts.hostname
+        self.port = parts.port or (8883 if self.tls else 1883)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+    def __repr__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"MqttEndpoint({'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port})"
+
+
+DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tinyfleet"
+DEV_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variables are ``TINYFLEET_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TINYFLEET_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Environment.DEV
+    database_url: str = DEV_DATABASE_URL
+    mqtt_url: str = DEV_MQTT_URL
+    mqtt_client_id: str = "tinyfleet-ingest"
+    mqtt_protocol: Annotated[int, Field(description="5 (MQTT 5, default) or 4 (MQTT 3.1.1)")] = 5
+    mqtt_shared_group: Annotated[
+        str | None, Field(description="Subscribe through $share/<group>/... so several workers split the load")
+    ] = None
+    mqtt_keepalive_s: int = 30
+    mqtt_session_expiry_s: int = 7 * 24 * 3600
+    topic_prefix: str = "tf/v1"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    strict_wire: bool = True
+    batch_max_events: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    batch_max_delay_ms: Annotated[float, Field(gt=0, le=10_000)] = 5.0
+    max_pending_messages: Annotated[
+        int, Field(ge=10, description="Unacknowledged MQTT messages held at most; the broker is pushed back beyond")
+    ] = 20_000
+
+    retention_events_days: Annotated[int, Field(ge=0, description="0 keeps events forever")] = 90
+    retention_telemetry_days: Annotated[int, Field(ge=0)] = 30
+    retention_dead_letters_days: Annotated[int, Field(ge=0)] = 30
+    dedup_window_days: Annotated[int, Field(ge=1, description="How long (device, boot, seq) of clockless events are kept")] = 7
+    maintenance_interval_s: Annotated[float, Field(gt=0)] = 300.0
+    use_timescaledb: Annotated[bool, Field(description="Create the extension and hypertables when available")] = True
+
+    admin_api_key: SecretStr | None = None
+    log_level: str = "INFO"
+    data_dir: Path = Path(".tinyfleet")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_topic_levels(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "+#\0"):
+            raise ValueError("topic_prefix must be plain topic levels like 'tf/v1' (no wildcards, no leading/trailing /)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if not scheme.startswith("postgres"):
+            raise ValueError(f"database_url must be a postgresql:// URL, got scheme {scheme!r}")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url_parses(cls, value: str) -> str:
+        MqttEndpoint(value)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Self:
+        if self.env is Environment.PROD:
+            problems = []
+            if self.admin_api_key is None or len(self.admin_api_key.get_secret_value()) < 24:
+                problems.append("TINYFLEET_ADMIN_API_KEY must be set (24+ characters)")
+            if self.database_url == DEV_DATABASE_URL:
+                problems.append("TINYFLEET_DATABASE_URL must be set explicitly")
+            if self.mqtt_url == DEV_MQTT_URL or MqttEndpoint(self.mqtt_url).username is None:
+                problems.append("TINYFLEET_MQTT_URL must be set with the service's own broker credentials")
+            if problems:
+                raise InsecureSettingsError("refusing to start in prod mode: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def mqtt(self) -> MqttEndpoint:
+        return MqttEndpoint(self.mqtt_url)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL for SQLAlchemy's async psycopg 3 dialect."""
+        return to_sqlalchemy_url(self.database_url, driver="psycopg")
+
+    @property
+    def libpq_url(self) -> str:
+        """The database URL as libpq (psycopg.connect) takes it."""
+        return to_libpq_url(self.database_url)
+
+
+def to_sqlalchemy_url(url: str, driver: str = "psycopg") -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a URL: {url!r}")
+    return f"postgresql+{driver}://{rest}"
+
+
+def to_libpq_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a URL: {url!r}")
+    return f"postgresql://{rest}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment (and `.env`), with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

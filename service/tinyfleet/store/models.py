@@ -1,0 +1,137 @@
+"""SQLAlchemy 2 models: the schema of record. Alembic migrations create exactly this (plus Timescale setup)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    REAL,
+    SmallInteger,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Device(Base):
+    """A device as the service has seen it: first/last contact and what its retained `state` says."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    online: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    online_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_boot: Mapped[int | None] = mapped_column(BigInteger)
+    firmware: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    mver: Mapped[int | None] = mapped_column(Integer)
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="last decoded state payload")
+    tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+class Event(Base):
+    """One inference event. Hypertable on `time` when TimescaleDB is present, plain table + BRIN otherwise.
+
+    `time` is the device's timestamp, or the time of first receipt when the device has no clock
+    (`device_time` false). The primary key includes `time` because a unique index on a hypertable must.
+    """
+
+    __tablename__ = "events"
+
+    device_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    boot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    device_time: Mapped[bool] = mapped_column(Boolean)
+    model: Mapped[str] = mapped_column(Text)
+    mver: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[int] = mapped_column(SmallInteger)
+    label: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(REAL)
+    anom: Mapped[float | None] = mapped_column(REAL)
+    val: Mapped[list[float] | None] = mapped_column(ARRAY(Double))
+    top: Mapped[list[Any] | None] = mapped_column(JSONB)
+    lat_us: Mapped[int | None] = mapped_column(BigInteger)
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_events_device_id_time", "device_id", time.desc()),)
+
+
+class EventDedup(Base):
+    """Keys of clockless events: the first receipt claims (device, boot, seq) and fixes its time.
+
+    Events with a device timestamp deduplicate on the events primary key; events without one would get a
+    new receipt time on each redelivery, so their key is claimed here first (pruned after the dedup window).
+    """
+
+    __tablename__ = "event_dedup"
+
+    device_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    boot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_event_dedup_time", "time"),)
+
+
+class Telemetry(Base):
+    """Device health telemetry. Hypertable on `time` when TimescaleDB is present."""
+
+    __tablename__ = "telemetry"
+
+    device_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    device_time: Mapped[bool] = mapped_column(Boolean)
+    uptime_s: Mapped[int | None] = mapped_column(BigInteger)
+    battery_pct: Mapped[float | None] = mapped_column(REAL)
+    battery_mv: Mapped[int | None] = mapped_column(Integer)
+    rssi_dbm: Mapped[int | None] = mapped_column(SmallInteger)
+    heap_free: Mapped[int | None] = mapped_column(BigInteger)
+    arena_free: Mapped[int | None] = mapped_column(BigInteger)
+    infer_count: Mapped[int | None] = mapped_column(BigInteger)
+    lat_avg_us: Mapped[int | None] = mapped_column(BigInteger)
+    lat_max_us: Mapped[int | None] = mapped_column(BigInteger)
+    dropped: Mapped[int | None] = mapped_column(BigInteger)
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class DeadLetter(Base):
+    """A message (or one event of a batch) that could not be stored, kept with its raw bytes and the reason."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    topic: Mapped[str] = mapped_column(Text)
+    device_id: Mapped[str | None] = mapped_column(Text, index=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    code: Mapped[str] = mapped_column(Text, index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    event_index: Mapped[int | None] = mapped_column(Integer)
