@@ -135,3 +135,16 @@ class DeadLetter(Base):
     code: Mapped[str] = mapped_column(Text, index=True)
     detail: Mapped[str] = mapped_column(Text)
     event_index: Mapped[int | None] = mapped_column(Integer)
+
+
+class TinyfleetMeta(Base):
+    """Small key/value record of how the store was set up (which TimescaleDB path, license, rollup kind).
+
+    Written by the migrations, read by maintenance; keys are listed in `tinyfleet.store.meta`.
+    """
+
+    __tablename__ = "tinyfleet_meta"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
