@@ -1,0 +1,109 @@
+"""The FastAPI application factory.
+
+    app = create_app(settings)                          # API only (tests): readiness reports no broker
+    app = create_app(settings, ingest=ingest, database=db, registry=registry, maintenance=scheduler)
+
+The composition root (`tinyfleet.app`) builds the database, the ingest worker and the maintenance scheduler
+and hands them over; anything not handed over that the API needs (the database, the metrics registry) is
+created here and owned by the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+import tinyfleet
+from tinyfleet.api.errors import install_error_handlers
+from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
+from tinyfleet.api.routes import dead_letters, devices, events, health, root
+from tinyfleet.api.schemas import ErrorResponse
+from tinyfleet.config import Settings
+from tinyfleet.ingest.service import IngestService
+from tinyfleet.store.db import CONNECT_OPTIONS, Database
+
+API_PREFIX = "/api/v1"
+
+#: The API's queries are bounded in time: a runaway query answers 503 instead of holding a connection.
+API_STATEMENT_TIMEOUT_MS = 30_000
+
+TAGS: list[dict[str, Any]] = [
+    {
+        "name": "devices",
+        "description": "Devices as the service has seen them (first/last seen, online state).",
+    },
+    {"name": "events", "description": "Inference events: per device, and statistics per time bucket."},
+    {
+        "name": "dead-letters",
+        "description": "Messages refused by the wire contract, with raw bytes and reason.",
+    },
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+]
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "Invalid parameter"},
+    503: {"model": ErrorResponse, "description": "Database unavailable"},
+}
+
+
+def api_database(settings: Settings) -> Database:
+    """The API's connection pool: small, UTC, with a statement timeout."""
+    return Database(
+        settings,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=10,
+        connect_args={"options": f"{CONNECT_OPTIONS} -c statement_timeout={API_STATEMENT_TIMEOUT_MS}"},
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    ingest: IngestService | None = None,
+    database: Database | None = None,
+    registry: CollectorRegistry | None = None,
+    maintenance: Any = None,
+) -> FastAPI:
+    owns_database = database is None
+    db = database if database is not None else api_database(settings)
+    if registry is None:
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    api_metrics = ApiMetrics(registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_database:
+                await db.dispose()
+
+    app = FastAPI(
+        title="tinyfleet",
+        version=tinyfleet.__version__,
+        summary="Backend for fleets of TinyML devices: inference events from MQTT, stored in TimescaleDB.",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = db
+    app.state.ingest = ingest
+    app.state.registry = registry
+    app.state.api_metrics = api_metrics
+    app.state.maintenance = maintenance
+
+    install_error_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
+    app.include_router(root.router)
+    app.include_router(health.router)
+    app.include_router(devices.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    app.include_router(events.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    app.include_router(dead_letters.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    return app

@@ -1,0 +1,133 @@
+"""The API's own exceptions and how every error becomes ``{"error": {"code", "message"}}`` JSON.
+
+Routes raise :class:`ApiError` subclasses (or let a store/wire error through, mapped here); FastAPI's request
+validation errors become 422 with the offending parameters listed; anything unexpected is logged and answered
+with a 500 of the same shape (never a stack trace).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tinyfleet.wire.errors import WireError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a stable machine-readable code."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidParameterError(ApiError):
+    """A query or path parameter that parses but makes no sense (bad cursor, since > until, bad device id)."""
+
+    status_code = 422
+    code = "invalid_parameter"
+
+
+class ServiceUnavailableError(ApiError):
+    status_code = 503
+    code = "unavailable"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return {"error": body}
+
+
+def _json(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content=jsonable_encoder(error_body(code, message, details)), headers=headers
+    )
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _json(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def _wire_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WireError)
+    return _json(422, exc.code.value, exc.detail)
+
+
+def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    details: list[dict[str, Any]] = []
+    parts: list[str] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
+        where = ".".join(loc) or "request"
+        msg = str(err.get("msg", "invalid value"))
+        details.append(
+            {"location": [str(p) for p in err.get("loc", ())], "message": msg, "type": err.get("type")}
+        )
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts) or "invalid request", details
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, details = _describe_validation(list(exc.errors()))
+    return _json(422, "validation_error", message, details)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    return _json(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, psycopg.DataError):  # a parameter the database could not take (out of range, NUL, …)
+        return _json(422, "invalid_parameter", f"the database refused a parameter: {str(orig).strip()[:200]}")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError) or isinstance(
+        orig, psycopg.OperationalError
+    ):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return _json(503, "database_unavailable", "the database is unavailable; try again shortly")
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _json(500, "internal_error", "internal server error (logged)")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(WireError, _wire_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""The API's routers (thin: parameters in, store function, schema out)."""
