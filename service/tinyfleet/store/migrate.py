@@ -25,6 +25,30 @@ from tinyfleet.config import to_sqlalchemy_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+# Indexes and relations the migrations create outside the models: TimescaleDB's default time indexes,
+# the BRIN indexes of the plain path, the rollup view and its index. Autogenerate must leave them alone.
+UNMODELLED_INDEXES = frozenset(
+    {
+        "events_time_idx",
+        "telemetry_time_idx",
+        "ix_events_time_brin",
+        "ix_telemetry_time_brin",
+        "ux_events_hourly",
+    }
+)
+UNMODELLED_RELATIONS = frozenset({"events_hourly"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic autogenerate filter: ignore what the migrations create beside the models."""
+    if not reflected or compare_to is not None:
+        return True
+    if type_ == "index":
+        return name not in UNMODELLED_INDEXES
+    if type_ == "table":
+        return name not in UNMODELLED_RELATIONS
+    return True
+
 
 def alembic_config(*, use_timescaledb: bool = True, connection: Connection | None = None) -> Config:
     """An Alembic Config pointing at the packaged migrations (pass `connection` to migrate over it)."""

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: the schema of record. Alembic migrations create exactly this (plus Timescale setup)."""
+"""SQLAlchemy 2 models: the schema of record. Alembic migrations create exactly this (+ Timescale setup)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    REAL,
     BigInteger,
     Boolean,
     DateTime,
@@ -14,7 +15,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    REAL,
     SmallInteger,
     Text,
     func,
@@ -123,12 +123,14 @@ class Telemetry(Base):
 
 
 class DeadLetter(Base):
-    """A message (or one event of a batch) that could not be stored, kept with its raw bytes and the reason."""
+    """A message (or one event of a batch) that could not be stored, kept with its raw bytes and reason."""
 
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
     topic: Mapped[str] = mapped_column(Text)
     device_id: Mapped[str | None] = mapped_column(Text, index=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)

@@ -8,12 +8,11 @@ Run programmatically through `tinyfleet.store.migrate` (which hands over an open
 
 from __future__ import annotations
 
-from typing import Any
-
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Connection
 
+from tinyfleet.store.migrate import include_object
 from tinyfleet.store.models import Base
 
 config = context.config
@@ -21,22 +20,6 @@ target_metadata = Base.metadata
 
 #: Key of the advisory lock held while migrating, so two service instances never migrate at once.
 MIGRATION_LOCK_KEY = 0x7446_6D69_6772  # "tfmigr"
-
-# Indexes and relations the migrations create outside the models: TimescaleDB's default time indexes,
-# the BRIN indexes of the plain path, the rollup view and its index. Autogenerate must not drop them.
-_UNMODELLED_INDEXES = {
-    "events_time_idx",
-    "telemetry_time_idx",
-    "ix_events_time_brin",
-    "ix_telemetry_time_brin",
-    "ux_events_hourly",
-}
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    if type_ == "index" and reflected and compare_to is None and name in _UNMODELLED_INDEXES:
-        return False
-    return not (type_ == "table" and reflected and compare_to is None and name == "events_hourly")
 
 
 def _option(name: str) -> str | None:

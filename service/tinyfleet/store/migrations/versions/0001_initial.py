@@ -1,4 +1,4 @@
-"""Initial store: devices, events, event_dedup, telemetry, dead_letters, tinyfleet_meta; TimescaleDB setup; rollup.
+"""Initial store: devices, events, event_dedup, telemetry, dead_letters, tinyfleet_meta; Timescale; rollup.
 
 Revision ID: 0001_initial
 Revises:
@@ -148,9 +148,12 @@ def _use_timescaledb() -> bool:
     return True if cfg is None else bool(cfg.attributes.get("use_timescaledb", True))
 
 
+_EXTVERSION = sa.text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+
+
 def _try_timescaledb(conn: Connection) -> dict[str, str] | None:
-    """Make sure the extension exists; None when it cannot be had. Never aborts the migration's transaction."""
-    installed = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+    """Make sure the extension exists; None when it cannot be had. Never aborts the migration transaction."""
+    installed = conn.execute(_EXTVERSION).scalar()
     created = False
     if installed is None:
         available = conn.execute(
@@ -166,7 +169,7 @@ def _try_timescaledb(conn: Connection) -> dict[str, str] | None:
             log.warning("CREATE EXTENSION timescaledb failed, using plain tables: %s", str(exc.orig).strip())
             return None
         created = True
-    version = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+    version = conn.execute(_EXTVERSION).scalar()
     license_ = conn.execute(sa.text("SELECT current_setting('timescaledb.license', true)")).scalar()
     return {
         "timescaledb": "on",
@@ -186,7 +189,8 @@ def upgrade() -> None:
         for table in HYPERTABLES:
             conn.execute(
                 sa.text(
-                    f"SELECT create_hypertable('{table}', 'time', chunk_time_interval => INTERVAL '{CHUNK_INTERVAL}')"
+                    f"SELECT create_hypertable('{table}', 'time', "
+                    f"chunk_time_interval => INTERVAL '{CHUNK_INTERVAL}')"
                 )
             )
         meta["hypertables"] = ",".join(HYPERTABLES)
@@ -217,12 +221,16 @@ def upgrade() -> None:
             "timescaledb.compress_orderby = 'time DESC')"
         )
         for table in HYPERTABLES:
-            op.execute(f"SELECT add_compression_policy('{table}', compress_after => INTERVAL '{COMPRESS_AFTER}')")
+            op.execute(
+                f"SELECT add_compression_policy('{table}', compress_after => INTERVAL '{COMPRESS_AFTER}')"
+            )
         meta["events_hourly"] = "continuous_aggregate"
         meta["compression"] = "on"
     else:
         bucket = _BUCKET_TIMESCALE if ts is not None else _BUCKET_PLAIN
-        op.execute("CREATE MATERIALIZED VIEW events_hourly AS" + _ROLLUP_SELECT.format(bucket=bucket) + "WITH DATA")
+        op.execute(
+            "CREATE MATERIALIZED VIEW events_hourly AS" + _ROLLUP_SELECT.format(bucket=bucket) + "WITH DATA"
+        )
         # REFRESH … CONCURRENTLY needs a unique index on plain columns covering every row.
         op.execute(
             "CREATE UNIQUE INDEX ux_events_hourly ON events_hourly "
@@ -238,7 +246,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    meta = dict(conn.execute(sa.text("SELECT key, value FROM tinyfleet_meta")).tuples().all())
+    rows = conn.execute(sa.text("SELECT key, value FROM tinyfleet_meta")).all()
+    meta: dict[str, str] = {str(key): str(value) for key, value in rows}
     # Drops a continuous aggregate (with its policy and materialization table) or a plain view alike.
     op.execute("DROP MATERIALIZED VIEW IF EXISTS events_hourly")
     for table in ("tinyfleet_meta", "dead_letters", "telemetry", "event_dedup", "events", "devices"):
