@@ -1,0 +1,446 @@
+"""The ingest pipeline: MQTT (paho, manual ack) → decode → batch → TimescaleDB → acknowledge.
+
+Threads, not coroutines, carry the hot path: paho's network thread only queues raw messages, and one writer
+thread decodes, writes and commits each batch, then acknowledges its messages in order of receipt (MQTT
+requires PUBACKs in that order for QoS 1). A message is acknowledged only after the transaction holding it
+committed, so a crash at any point makes the broker redeliver it, and the database's unique keys make the
+redelivery harmless: at least once from the broker, exactly once in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg.types.json import Jsonb
+
+from tinyfleet.config import Settings
+from tinyfleet.ingest.batcher import Batcher, Incoming
+from tinyfleet.ingest.metrics import IngestMetrics
+from tinyfleet.ingest.writer import BatchWriter, DeadLetterRow, PreparedBatch, StateRow, WriteResult
+from tinyfleet.wire import (
+    Channel,
+    Topics,
+    WireError,
+    decode_events,
+    decode_state,
+    decode_telemetry,
+)
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[PreparedBatch, WriteResult], None]
+
+
+class IngestError(RuntimeError):
+    """The ingest pipeline could not start or stop as asked."""
+
+
+@dataclass(slots=True, frozen=True)
+class IngestStatus:
+    mqtt_connected: bool
+    db_connected: bool
+    pending: int
+    batches_committed: int
+    last_commit_monotonic: float | None
+    last_error: str | None
+
+
+def default_client_id() -> str:
+    return f"tinyfleet-ingest-{socket.gethostname()}"[:64]
+
+
+class IngestService:
+    """`start()` / `stop()` (or `async with`) one ingest worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str | None = None,
+        metrics: IngestMetrics | None = None,
+        listeners: tuple[CommitListener, ...] = (),
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id or settings.mqtt_client_id or default_client_id()
+        self.metrics = metrics or IngestMetrics()
+        self._listeners = list(listeners)
+        self._topics = Topics(settings.topic_prefix)
+        self._batcher = Batcher(
+            max_events=settings.batch_max_events,
+            max_delay_s=settings.batch_max_delay_ms / 1000.0,
+            max_pending=max(settings.max_pending_messages, settings.batch_max_events),
+        )
+        self._writer = BatchWriter(settings.libpq_url, application_name=f"tinyfleet-ingest:{self.client_id}")
+        self._generation = 0
+        self._connected = threading.Event()
+        self._stop_requested = threading.Event()
+        self._writer_thread: threading.Thread | None = None
+        self._parse_cache: dict[str, tuple[str, Channel] | WireError] = {}
+        self._batches = 0
+        self._last_commit: float | None = None
+        self._last_error: str | None = None
+        self._client = self._make_client()
+
+    # ----------------------------------------------------------------------------------------------- lifecycle
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        if self._writer_thread is not None:
+            raise IngestError("ingest already started")
+        self._writer_thread = threading.Thread(target=self._writer_main, name="tinyfleet-ingest-writer", daemon=True)
+        self._writer_thread.start()
+        ep = self.settings.mqtt
+        if ep.tls:
+            self._client.tls_set()
+        if ep.username:
+            self._client.username_pw_set(ep.username, ep.password)
+        props: Properties | None = None
+        if self.settings.mqtt_protocol == 5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+            props.ReceiveMaximum = min(65535, self._batcher_max_pending)
+            self._client.connect_async(
+                ep.host,
+                ep.port,
+                keepalive=self.settings.mqtt_keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(ep.host, ep.port, keepalive=self.settings.mqtt_keepalive_s)
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Graceful shutdown: take no new messages, commit and acknowledge what was taken, disconnect."""
+        if self._writer_thread is None:
+            return
+        self._batcher.close()
+        self._batcher.flush()
+        self._stop_requested.set()
+        self._writer_thread.join(timeout)
+        if self._writer_thread.is_alive():
+            log.warning(
+                "ingest writer did not drain within %.1f s; unacknowledged messages will be redelivered",
+                timeout,
+            )
+        # PUBACKs queued by the writer go out before DISCONNECT: paho sends its packets in order.
+        deadline = time.monotonic() + 2.0
+        while self._client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._writer.close()
+        self._writer_thread = None
+        self.metrics.mqtt_connected.set(0)
+
+    async def __aenter__(self) -> IngestService:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.stop)
+
+    def status(self) -> IngestStatus:
+        return IngestStatus(
+            mqtt_connected=self._connected.is_set(),
+            db_connected=self._writer.connected,
+            pending=self._batcher.pending,
+            batches_committed=self._batches,
+            last_commit_monotonic=self._last_commit,
+            last_error=self._last_error,
+        )
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    # ----------------------------------------------------------------------------------------------- MQTT side
+    @property
+    def _batcher_max_pending(self) -> int:
+        return max(self.settings.max_pending_messages, self.settings.batch_max_events)
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.settings.mqtt_protocol == 5
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _subscriptions(self) -> list[str]:
+        filters = self._topics.subscriptions()
+        group = self.settings.mqtt_shared_group
+        if not group:
+            return filters
+        # Retained messages are never sent to shared subscriptions (MQTT 5 §4.8.2), so every worker keeps a
+        # plain subscription to `state` (few, idempotent upserts) and shares the event and telemetry streams.
+        state_filter = f"{self.settings.topic_prefix}/+/state"
+        return [f if f == state_filter else f"$share/{group}/{f}" for f in filters]
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            self._last_error = f"MQTT connect refused: {reason}"
+            log.error("%s", self._last_error)
+            return
+        self._generation += 1
+        if self.settings.mqtt_protocol == 5:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._subscriptions()])
+        else:
+            client.subscribe([(f, 1) for f in self._subscriptions()])
+        self._connected.set()
+        self.metrics.mqtt_connects.inc()
+        self.metrics.mqtt_connected.set(1)
+        log.info(
+            "connected to MQTT %s as %s (session present: %s)",
+            self.settings.mqtt,
+            self.client_id,
+            getattr(flags, "session_present", None),
+        )
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _p: Any = None) -> None:
+        self._connected.clear()
+        self.metrics.mqtt_connected.set(0)
+        if not self._stop_requested.is_set():
+            self._last_error = f"MQTT disconnected: {reason}"
+            log.warning("%s; paho reconnects with backoff, unacknowledged messages will be redelivered", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Hot path: no decoding here, only the hand-over (which blocks when too much is pending).
+        self._batcher.put(
+            Incoming(
+                msg.topic,
+                cast(bytes, msg.payload),
+                msg.mid,
+                msg.qos,
+                self._generation,
+                int(time.time() * 1000),
+                msg.retain,
+            )
+        )
+
+    # ---------------------------------------------------------------------------------------------- writer side
+    def _writer_main(self) -> None:
+        batcher = self._batcher
+        while True:
+            batch = batcher.take(timeout=0.5)
+            if not batch:
+                if batcher.closed:
+                    return
+                continue
+            started = time.monotonic()
+            prepared = self._prepare(batch)
+            result = self._write_with_retry(prepared)
+            if result is None:  # stopping while the database is unreachable: leave them to redelivery
+                batcher.release(len(batch))
+                continue
+            self._ack(batch)
+            batcher.release(len(batch))
+            self._record(batch, prepared, result, started)
+
+    def _write_with_retry(self, prepared: PreparedBatch) -> WriteResult | None:
+        """Write until it commits; None when asked to stop while the database stays unreachable."""
+        delay = 0.1
+        while True:
+            try:
+                return self._write_once(prepared)
+            except psycopg.Error as exc:
+                self.metrics.db_errors.inc()
+                self._last_error = f"database: {type(exc).__name__}: {exc}".strip()
+                log.warning("%s; retrying in %.1f s (acknowledgements held back)", self._last_error, delay)
+                self._writer.close()
+            if self._stop_requested.wait(delay):
+                # One last attempt when asked to stop, then give up: nothing is acknowledged.
+                try:
+                    return self._write_once(prepared)
+                except psycopg.Error:
+                    return None
+            delay = min(delay * 2, 5.0)
+
+    def _write_once(self, prepared: PreparedBatch) -> WriteResult:
+        try:
+            return self._writer.write(prepared)
+        except psycopg.DataError as exc:
+            log.warning("batch refused by the database (%s); writing it row by row", exc)
+            result, refused = self._writer.write_isolated(prepared)
+            for letter in refused:
+                self.metrics.dead_letters.labels(letter.code).inc()
+            return result
+
+    def _ack(self, batch: list[Incoming]) -> None:
+        generation = self._generation
+        ack = self._client.ack
+        for item in batch:
+            # An ack from an older connection would name a packet id of another session: skip it, the broker
+            # redelivers that message and the database ignores the copy.
+            if item.qos and item.generation == generation:
+                ack(item.mid, item.qos)
+
+    def _record(self, batch: list[Incoming], prepared: PreparedBatch, result: WriteResult, started: float) -> None:
+        m = self.metrics
+        now = time.monotonic()
+        self._batches += 1
+        self._last_commit = now
+        m.batch_seconds.observe(now - started)
+        m.batch_messages.observe(len(batch))
+        m.events_stored.inc(result.events_inserted)
+        m.events_duplicate.inc(result.events_offered - result.events_inserted)
+        m.telemetry_stored.inc(result.telemetry_inserted)
+        for d in prepared.dead_letters:
+            m.dead_letters.labels(d.code).inc()
+        m.pending_messages.set(self._batcher.pending)
+        m.lag_seconds.set(max(0.0, time.time() - batch[0].received_ms / 1000.0))
+        counts: dict[str, int] = {}
+        for item in batch:
+            ch = self._parse_cache.get(item.topic)
+            name = ch[1].value if isinstance(ch, tuple) else "invalid"
+            counts[name] = counts.get(name, 0) + 1
+        for name, n in counts.items():
+            m.messages_received.labels(name).inc(n)
+        for listener in self._listeners:
+            try:
+                listener(prepared, result)
+            except Exception:
+                log.exception("commit listener %r failed", listener)
+
+    def _parse_topic(self, topic: str) -> tuple[str, Channel] | WireError:
+        cached = self._parse_cache.get(topic)
+        if cached is not None:
+            return cached
+        try:
+            parsed = self._topics.parse(topic)
+            value: tuple[str, Channel] | WireError = (parsed.device_id, parsed.channel)
+        except WireError as exc:
+            value = exc
+        if len(self._parse_cache) > 200_000:
+            self._parse_cache.clear()
+        self._parse_cache[topic] = value
+        return value
+
+    def _prepare(self, batch: list[Incoming]) -> PreparedBatch:
+        out = PreparedBatch()
+        rows = out.event_rows
+        sources = out.event_sources
+        touched = out.touched
+        strict = self.settings.strict_wire
+        now_ms = int(time.time() * 1000)
+        for item in batch:
+            parsed = self._parse_topic(item.topic)
+            if isinstance(parsed, WireError):
+                out.dead_letters.append(
+                    DeadLetterRow(item.received_ms, item.topic, None, item.payload, parsed.code.value, parsed.detail)
+                )
+                continue
+            device_id, channel = parsed
+            if not item.retained:  # a retained replay says nothing about the device being around now
+                touched[device_id] = item.received_ms
+            try:
+                if channel is Channel.EVT:
+                    result = decode_events(item.payload, strict=strict, now_ms=now_ms)
+                    for index, ev in enumerate(result.events):
+                        model = ev.model
+                        val = ev.val
+                        top = ev.top
+                        x = ev.x
+                        rows.append((
+                            device_id, ev.boot, ev.seq, ev.ts, item.received_ms,
+                            model if model.__class__ is str else str(model),
+                            ev.mver, ev.kind, ev.label, ev.score, ev.anom,
+                            None if val is None else (val if val.__class__ is list else [val]),
+                            None if top is None else Jsonb(top),
+                            ev.lat,
+                            None if x is None else Jsonb(x),
+                        ))  # fmt: skip
+                        sources.append((item.topic, item.payload, index if result.is_batch else None))
+                    for rej in result.rejects:
+                        out.dead_letters.append(
+                            DeadLetterRow(
+                                item.received_ms,
+                                item.topic,
+                                device_id,
+                                item.payload,
+                                rej.code.value,
+                                rej.detail,
+                                rej.index,
+                            )
+                        )
+                elif channel is Channel.TEL:
+                    t = decode_telemetry(item.payload, strict=strict, now_ms=now_ms)
+                    out.telemetry_rows.append((
+                        device_id, t.ts, item.received_ms, t.uptime_s, t.battery_pct, t.battery_mv, t.rssi_dbm,
+                        t.heap_free, t.arena_free, t.infer_count, t.lat_avg_us, t.lat_max_us, t.dropped,
+                        None if t.x is None else Jsonb(t.x),
+                    ))  # fmt: skip
+                    out.telemetry_sources.append((item.topic, item.payload, None))
+                elif channel is Channel.STATE:
+                    st = decode_state(item.payload, strict=strict, now_ms=now_ms)
+                    if st is None:  # retained state cleared
+                        continue
+                    caps = st.caps
+                    out.states.append(
+                        StateRow(
+                            device_id=device_id,
+                            received_ms=item.received_ms,
+                            online=bool(st.online),
+                            boot=st.boot,
+                            firmware=st.fw,
+                            model=None if st.model is None else str(st.model),
+                            mver=st.mver,
+                            capabilities=None if caps is None else _to_plain(caps),
+                            state=_to_plain(st),
+                            touch=not item.retained,
+                            topic=item.topic,
+                            payload=item.payload,
+                        )
+                    )
+                else:
+                    out.dead_letters.append(
+                        DeadLetterRow(
+                            item.received_ms,
+                            item.topic,
+                            device_id,
+                            item.payload,
+                            "bad_topic",
+                            f"the service does not consume the {channel.value!r} channel",
+                        )
+                    )
+            except WireError as exc:
+                out.dead_letters.append(
+                    DeadLetterRow(
+                        item.received_ms,
+                        item.topic,
+                        device_id,
+                        item.payload,
+                        exc.code.value,
+                        exc.detail,
+                        exc.index,
+                    )
+                )
+        return out
+
+
+def _to_plain(obj: Any) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(obj)
