@@ -6,7 +6,7 @@ The TimescaleDB path requires the extension on the test server: if it is missing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,12 +38,10 @@ def store_path(request: pytest.FixtureRequest) -> str:
 def migrated_url(database_url: str, store_path: str) -> str:
     migrate.upgrade(database_url, use_timescaledb=store_path == "timescaledb")
     with psycopg.connect(database_url) as conn:
-        meta = dict(conn.execute("SELECT key, value FROM tinyfleet_meta").fetchall())
+        meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM tinyfleet_meta").fetchall())
     expected = "on" if store_path == "timescaledb" else "off"
     if meta["timescaledb"] != expected:
-        pytest.fail(
-            f"asked for the {store_path} path, got timescaledb={meta['timescaledb']} (is it installed?)"
-        )
+        pytest.fail(f"asked for the {store_path} path, got timescaledb={meta['timescaledb']} (is it installed?)")
     return database_url
 
 
@@ -62,7 +60,7 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 def make_settings(url: str, **overrides: Any) -> Settings:
     """Settings for a test: no .env file, explicit database URL."""
-    return Settings(_env_file=None, database_url=url, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, database_url=url, **overrides)
 
 
 def event(device_id: str, boot: int, seq: int, time: datetime, **fields: Any) -> dict[str, Any]:
@@ -99,6 +97,3 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
 @pytest.fixture
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-Inserter = Callable[[sa.Table, list[dict[str, Any]]], Any]
