@@ -83,6 +83,13 @@ async def test_foreign_or_malformed_cursor_is_rejected(session: AsyncSession, cu
     assert issubclass(InvalidCursor, ValueError)
 
 
+@pytest.mark.parametrize("key", [[10**18, 1, 1], [-(10**18), 1, 1], [0, 2**63, 1], [0, 1, -(2**64)], [0, True, 1]])
+async def test_out_of_range_event_cursor_is_rejected(session: AsyncSession, key: list[object]) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(["e", *key]).encode()).decode()
+    with pytest.raises(InvalidCursor):
+        await queries.list_events(session, "d1", cursor=cursor)
+
+
 async def test_limit_is_bounded(session: AsyncSession) -> None:
     with pytest.raises(ValueError, match="limit"):
         await queries.list_devices(session, limit=0)

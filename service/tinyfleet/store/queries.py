@@ -130,6 +130,7 @@ def _decode_cursor(kind: str, cursor: str, types: tuple[type, ...]) -> list[Any]
         or len(value) != len(types) + 1
         or value[0] != kind
         or not all(type(v) is t for v, t in zip(value[1:], types, strict=True))
+        or not all(-(2**63) <= v < 2**63 for v in value[1:] if isinstance(v, int))
     ):
         raise InvalidCursor(f"not a {kind} cursor")
     return value[1:]
@@ -141,7 +142,10 @@ def _micros(t: datetime) -> int:
 
 
 def _from_micros(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    except OverflowError:
+        raise InvalidCursor("cursor time out of range") from None
 
 
 def _check_limit(limit: int) -> None:
