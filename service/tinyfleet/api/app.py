@@ -26,8 +26,6 @@ from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
 from tinyfleet.store.db import CONNECT_OPTIONS, Database
 
-API_PREFIX = "/api/v1"
-
 #: The API's queries are bounded in time: a runaway query answers 503 instead of holding a connection.
 API_STATEMENT_TIMEOUT_MS = 30_000
 
@@ -103,7 +101,7 @@ def create_app(
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.include_router(root.router)
     app.include_router(health.router)
-    app.include_router(devices.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
-    app.include_router(events.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
-    app.include_router(dead_letters.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    app.include_router(devices.router, responses=_ERROR_RESPONSES)
+    app.include_router(events.router, responses=_ERROR_RESPONSES)
+    app.include_router(dead_letters.router, responses=_ERROR_RESPONSES)
     return app

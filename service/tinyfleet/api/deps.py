@@ -17,7 +17,7 @@ from tinyfleet.api.errors import InvalidParameterError, ServiceUnavailableError
 from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
 from tinyfleet.store.db import Database
-from tinyfleet.wire import validate_device_id
+from tinyfleet.wire import DEVICE_ID_PATTERN, validate_device_id
 from tinyfleet.wire.errors import WireError
 
 
@@ -53,8 +53,9 @@ def device_id_path(
     device_id: Annotated[
         str,
         Path(
-            description="Device id (= MQTT username): 1-64 characters, no `/`, `+`, `#` or NUL",
+            description="Device id (= MQTT username): 1-64 of A-Z a-z 0-9 . _ : - (alphanumeric first)",
             examples=["press-07"],
+            json_schema_extra={"pattern": f"^{DEVICE_ID_PATTERN}$"},
         ),
     ],
 ) -> str:

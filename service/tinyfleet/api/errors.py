@@ -86,9 +86,7 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, list[dict[s
         loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
         where = ".".join(loc) or "request"
         msg = str(err.get("msg", "invalid value"))
-        details.append(
-            {"location": [str(p) for p in err.get("loc", ())], "message": msg, "type": err.get("type")}
-        )
+        details.append({"location": [str(p) for p in err.get("loc", ())], "message": msg, "type": err.get("type")})
         parts.append(f"{where}: {msg}")
     return "; ".join(parts) or "invalid request", details
 

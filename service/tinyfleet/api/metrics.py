@@ -39,9 +39,7 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
-        self.db_up = Gauge(
-            "tinyfleet_db_up", "1 when the database answered the last scrape", registry=registry
-        )
+        self.db_up = Gauge("tinyfleet_db_up", "1 when the database answered the last scrape", registry=registry)
         self.devices = Gauge("tinyfleet_devices", "Devices known to the service", registry=registry)
         self.devices_online = Gauge(
             "tinyfleet_devices_online", "Devices whose last state says online", registry=registry

@@ -58,9 +58,7 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"error": {"code": "not_found", "message": "device 'press-07' not found"}}]
-        }
+        json_schema_extra={"examples": [{"error": {"code": "not_found", "message": "device 'press-07' not found"}}]}
     )
 
 
@@ -68,9 +66,7 @@ class Page(BaseModel, Generic[T]):
     """One page of a keyset-paginated list: pass `next_cursor` back as `cursor` for the next page."""
 
     items: list[T]
-    next_cursor: str | None = Field(
-        default=None, description="Opaque cursor of the next page; null on the last"
-    )
+    next_cursor: str | None = Field(default=None, description="Opaque cursor of the next page; null on the last")
 
 
 # --------------------------------------------------------------------------------------------------- health
@@ -160,9 +156,7 @@ class EventPublic(EventBase):
 
 
 class EventsPublic(Page[EventPublic]):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_EVENT_EXAMPLE], "next_cursor": None}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_EVENT_EXAMPLE], "next_cursor": None}]})
 
 
 class StatsBucketPublic(BaseModel):
@@ -243,9 +237,7 @@ class DeadLetterBase(BaseModel):
     device_id: str | None = None
     code: str = Field(description="Stable error code of the wire contract (docs/protocol.md)")
     detail: str
-    event_index: int | None = Field(
-        default=None, description="Position in the batch, for one bad event of a batch"
-    )
+    event_index: int | None = Field(default=None, description="Position in the batch, for one bad event of a batch")
 
 
 class DeadLetterPublic(DeadLetterBase):
@@ -271,6 +263,4 @@ class DeadLetterPublic(DeadLetterBase):
 
 
 class DeadLettersPublic(Page[DeadLetterPublic]):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_DEAD_LETTER_EXAMPLE], "next_cursor": None}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_DEAD_LETTER_EXAMPLE], "next_cursor": None}]})

@@ -18,10 +18,11 @@ from tinyfleet.api.params import (
     as_utc,
     check_device_id,
 )
+from tinyfleet.api.routes import API_PREFIX
 from tinyfleet.api.schemas import DeadLetterPublic, DeadLettersPublic
 from tinyfleet.store import queries
 
-router = APIRouter(prefix="/dead-letters", tags=["dead-letters"])
+router = APIRouter(prefix=f"{API_PREFIX}/dead-letters", tags=["dead-letters"])
 
 
 @router.get("", summary="Dead letters, newest first")
@@ -47,6 +48,4 @@ async def list_dead_letters(
         )
     except queries.InvalidCursor as exc:
         raise InvalidParameterError(f"invalid cursor: {exc}", code="invalid_cursor") from None
-    return DeadLettersPublic(
-        items=[DeadLetterPublic.from_row(d) for d in page.items], next_cursor=page.next_cursor
-    )
+    return DeadLettersPublic(items=[DeadLetterPublic.from_row(d) for d in page.items], next_cursor=page.next_cursor)

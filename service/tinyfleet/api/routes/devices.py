@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query
 from tinyfleet.api.deps import DeviceIdDep, SessionDep
 from tinyfleet.api.errors import InvalidParameterError, NotFoundError
 from tinyfleet.api.params import DEFAULT_PAGE, Cursor, Limit, ModelFilter, Since, Until, as_utc, check_range
+from tinyfleet.api.routes import API_PREFIX
 from tinyfleet.api.schemas import DevicePublic, DevicesPublic, ErrorResponse, EventPublic, EventsPublic
 from tinyfleet.store import queries
 
-router = APIRouter(prefix="/devices", tags=["devices"])
+router = APIRouter(prefix=f"{API_PREFIX}/devices", tags=["devices"])
 
 
 @router.get("", summary="List devices")
@@ -26,9 +27,7 @@ async def list_devices(
         page = await queries.list_devices(session, online=online, limit=limit, cursor=cursor)
     except queries.InvalidCursor as exc:
         raise InvalidParameterError(f"invalid cursor: {exc}", code="invalid_cursor") from None
-    return DevicesPublic(
-        items=[DevicePublic.model_validate(d) for d in page.items], next_cursor=page.next_cursor
-    )
+    return DevicesPublic(items=[DevicePublic.model_validate(d) for d in page.items], next_cursor=page.next_cursor)
 
 
 # `{device_id:path}` so that an id containing `/` (sent as %2F) reaches validation and gets a clear 422
@@ -63,9 +62,7 @@ async def list_device_events(
         )  # fmt: skip
     except (queries.InvalidCursor, OverflowError) as exc:
         raise InvalidParameterError(f"invalid cursor: {exc}", code="invalid_cursor") from None
-    return EventsPublic(
-        items=[EventPublic.model_validate(e) for e in page.items], next_cursor=page.next_cursor
-    )
+    return EventsPublic(items=[EventPublic.model_validate(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 @router.get(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from tinyfleet.api.deps import SessionDep
 from tinyfleet.api.errors import InvalidParameterError
 from tinyfleet.api.params import (
+    BUCKET_PATTERN,
     DEFAULT_STATS_RANGE,
     DeviceFilter,
     ModelFilter,
@@ -20,10 +21,11 @@ from tinyfleet.api.params import (
     check_range,
     parse_bucket,
 )
+from tinyfleet.api.routes import API_PREFIX
 from tinyfleet.api.schemas import StatsBucketPublic, StatsPublic
 from tinyfleet.store import queries
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
 
 
 @router.get("/stats", summary="Event counts, label histogram, mean score and max anomaly per time bucket")
@@ -33,7 +35,12 @@ async def event_stats(
     until: Until = None,
     bucket: Annotated[
         str,
-        Query(max_length=16, description="Bucket width: a whole number and s, m, h or d", examples=["5m"]),
+        Query(
+            max_length=16,
+            description="Bucket width: a whole number and s, m, h or d",
+            examples=["5m"],
+            json_schema_extra={"pattern": BUCKET_PATTERN},
+        ),
     ] = "1h",
     device_id: DeviceFilter = None,
     model: ModelFilter = None,

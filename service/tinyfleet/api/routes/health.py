@@ -43,16 +43,12 @@ async def readyz(database: DatabaseDep, ingest: IngestDep) -> JSONResponse:
         if status.mqtt_connected:
             checks["mqtt"] = CheckPublic(ok=True, detail="connected")
         else:
-            checks["mqtt"] = CheckPublic(
-                ok=False, detail=f"not connected: {status.last_error or 'connecting'}"
-            )
+            checks["mqtt"] = CheckPublic(ok=False, detail=f"not connected: {status.last_error or 'connecting'}")
     try:
         async with asyncio.timeout(READY_DB_TIMEOUT_S):
             await database.ping()
     except TimeoutError:
-        checks["database"] = CheckPublic(
-            ok=False, detail=f"no answer to select 1 within {READY_DB_TIMEOUT_S} s"
-        )
+        checks["database"] = CheckPublic(ok=False, detail=f"no answer to select 1 within {READY_DB_TIMEOUT_S} s")
     except Exception as exc:
         checks["database"] = CheckPublic(ok=False, detail=f"{type(exc).__name__}: {str(exc).strip()[:200]}")
     else:
