@@ -36,7 +36,8 @@ def _public_relations(url: str) -> set[tuple[str, str]]:
 def _hypertables(url: str) -> set[str]:
     if not _fetch(url, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"):
         return set()
-    return {str(r[0]) for r in _fetch(url, "SELECT hypertable_name FROM timescaledb_information.hypertables")}
+    sql = "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE hypertable_schema = 'public'"
+    return {str(r[0]) for r in _fetch(url, sql)}
 
 
 def _indexes(url: str) -> dict[str, str]:
@@ -57,12 +58,13 @@ def test_exactly_one_head() -> None:
 
 
 def _assert_layout(url: str, path: str) -> None:
-    tables = {name for name, kind in _public_relations(url) if kind in ("r", "p")}
+    relations = _public_relations(url)
+    tables = {name for name, kind in relations if kind in ("r", "p")}
     assert {"devices", "events", "event_dedup", "telemetry", "dead_letters", "tinyfleet_meta"} <= tables
     indexes = _indexes(url)
     meta = _meta(url)
-    # The rollup exists on both paths, with the same columns.
-    assert ("events_hourly", "m") in _public_relations(url)
+    licensed = meta.get("timescaledb_license") == "timescale"
+    # The rollup exists on every path, with the same columns.
     columns = [
         str(r[0])
         for r in _fetch(
@@ -82,14 +84,23 @@ def _assert_layout(url: str, path: str) -> None:
         "max_anom",
         "avg_lat_us",
     ]
-    assert "ux_events_hourly" in indexes
+    viewdef = str(_fetch(url, "SELECT pg_get_viewdef('events_hourly'::regclass)")[0][0])
+    if licensed:
+        # A continuous aggregate shows up as a view over its materialization hypertable.
+        assert ("events_hourly", "v") in relations
+        assert meta["events_hourly"] == "continuous_aggregate"
+        assert meta["compression"] == "on"
+    else:
+        assert ("events_hourly", "m") in relations
+        assert meta["events_hourly"] == "materialized_view"
+        assert meta["compression"] == "off"
+        assert "ux_events_hourly" in indexes
     if path == "timescaledb":
         assert _hypertables(url) == {"events", "telemetry"}
         assert meta["timescaledb"] == "on"
         assert meta["hypertables"] == "events,telemetry"
-        assert meta["timescaledb_license"] == "apache"
-        assert meta["events_hourly"] == "materialized_view"
-        assert "time_bucket" in str(_fetch(url, "SELECT pg_get_viewdef('events_hourly'::regclass)")[0][0])
+        assert meta["timescaledb_license"] in ("apache", "timescale")
+        assert "time_bucket" in viewdef
         assert not any("USING brin" in d for d in indexes.values())
     else:
         assert _hypertables(url) == set()
@@ -101,7 +112,7 @@ def _assert_layout(url: str, path: str) -> None:
         }
         assert 'USING brin ("time")' in indexes["ix_events_time_brin"]
         assert 'USING brin ("time")' in indexes["ix_telemetry_time_brin"]
-        assert "date_bin" in str(_fetch(url, "SELECT pg_get_viewdef('events_hourly'::regclass)")[0][0])
+        assert "date_bin" in viewdef
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -191,4 +202,35 @@ def test_upgrade_works_from_another_directory(
 ) -> None:
     monkeypatch.chdir(str(tmp_path))
     migrate.upgrade(database_url, use_timescaledb=False)
+    assert migrate.current(database_url) == HEAD
+
+
+def test_licensed_timescaledb_uses_continuous_aggregate_and_compression(database_url: str) -> None:
+    """Only on a server whose TimescaleDB has the Timescale License (e.g. the official docker image)."""
+    migrate.upgrade(database_url)
+    meta = _meta(database_url)
+    if meta.get("timescaledb_license") != "timescale":
+        pytest.skip(f"TimescaleDB license here is {meta.get('timescaledb_license')!r}, not 'timescale'")
+    _assert_layout(database_url, "timescaledb")
+    caggs = _fetch(
+        database_url,
+        "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates",
+    )
+    assert caggs == [("events_hourly", False)]
+    compressed = _fetch(
+        database_url,
+        "SELECT DISTINCT hypertable_name FROM timescaledb_information.compression_settings "
+        "WHERE hypertable_schema = 'public' AND segmentby_column_index = 1 AND attname = 'device_id'",
+    )
+    assert {r[0] for r in compressed} == {"events", "telemetry"}
+    jobs = _fetch(
+        database_url,
+        "SELECT proc_name, coalesce(hypertable_name, '') FROM timescaledb_information.jobs "
+        "WHERE proc_name IN ('policy_compression', 'policy_refresh_continuous_aggregate')",
+    )
+    assert {str(r[0]) for r in jobs} == {"policy_compression", "policy_refresh_continuous_aggregate"}
+    assert len(jobs) == 3
+    migrate.downgrade(database_url, "base")
+    assert _public_relations(database_url) == {("alembic_version", "r")}
+    migrate.upgrade(database_url)
     assert migrate.current(database_url) == HEAD

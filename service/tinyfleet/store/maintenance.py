@@ -82,8 +82,7 @@ class MaintenanceReport:
 async def _delete_batched(conn: AsyncConnection, table: str, column: str, cutoff: datetime) -> int:
     """DELETE rows with `column < cutoff` in short transactions of at most DELETE_BATCH rows."""
     statement = text(
-        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-        f"SELECT ctid FROM {table} WHERE {column} < :cutoff LIMIT :batch))"
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < :cutoff LIMIT :batch))"
     )
     total = 0
     while True:
@@ -126,9 +125,7 @@ async def _retention(
             report.errors.append(f"retention {table}: {exc}")
 
 
-async def _prune_dedup(
-    conn: AsyncConnection, settings: Settings, now: datetime, report: MaintenanceReport
-) -> None:
+async def _prune_dedup(conn: AsyncConnection, settings: Settings, now: datetime, report: MaintenanceReport) -> None:
     try:
         cutoff = now - timedelta(days=settings.dedup_window_days)
         report.dedup_rows_deleted = await _delete_batched(conn, "event_dedup", "time", cutoff)

@@ -128,9 +128,7 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    received_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), index=True
-    )
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     topic: Mapped[str] = mapped_column(Text)
     device_id: Mapped[str | None] = mapped_column(Text, index=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)

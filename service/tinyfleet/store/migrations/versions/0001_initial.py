@@ -156,9 +156,7 @@ def _try_timescaledb(conn: Connection) -> dict[str, str] | None:
     installed = conn.execute(_EXTVERSION).scalar()
     created = False
     if installed is None:
-        available = conn.execute(
-            sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-        ).scalar()
+        available = conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
         if available is None:
             log.info("TimescaleDB is not installed on this server: plain tables with BRIN indexes")
             return None
@@ -189,8 +187,7 @@ def upgrade() -> None:
         for table in HYPERTABLES:
             conn.execute(
                 sa.text(
-                    f"SELECT create_hypertable('{table}', 'time', "
-                    f"chunk_time_interval => INTERVAL '{CHUNK_INTERVAL}')"
+                    f"SELECT create_hypertable('{table}', 'time', chunk_time_interval => INTERVAL '{CHUNK_INTERVAL}')"
                 )
             )
         meta["hypertables"] = ",".join(HYPERTABLES)
@@ -221,16 +218,12 @@ def upgrade() -> None:
             "timescaledb.compress_orderby = 'time DESC')"
         )
         for table in HYPERTABLES:
-            op.execute(
-                f"SELECT add_compression_policy('{table}', compress_after => INTERVAL '{COMPRESS_AFTER}')"
-            )
+            op.execute(f"SELECT add_compression_policy('{table}', compress_after => INTERVAL '{COMPRESS_AFTER}')")
         meta["events_hourly"] = "continuous_aggregate"
         meta["compression"] = "on"
     else:
         bucket = _BUCKET_TIMESCALE if ts is not None else _BUCKET_PLAIN
-        op.execute(
-            "CREATE MATERIALIZED VIEW events_hourly AS" + _ROLLUP_SELECT.format(bucket=bucket) + "WITH DATA"
-        )
+        op.execute("CREATE MATERIALIZED VIEW events_hourly AS" + _ROLLUP_SELECT.format(bucket=bucket) + "WITH DATA")
         # REFRESH … CONCURRENTLY needs a unique index on plain columns covering every row.
         op.execute(
             "CREATE UNIQUE INDEX ux_events_hourly ON events_hourly "
