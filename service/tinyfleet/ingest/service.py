@@ -9,6 +9,7 @@ redelivery harmless: at least once from the broker, exactly once in the database
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import threading
@@ -18,29 +19,23 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import paho.mqtt.client as mqtt
-import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from psycopg.types.json import Jsonb
 
 from tinyfleet.config import Settings
 from tinyfleet.ingest.batcher import Batcher, Incoming
 from tinyfleet.ingest.metrics import IngestMetrics
-from tinyfleet.ingest.writer import BatchWriter, DeadLetterRow, PreparedBatch, StateRow, WriteResult
-from tinyfleet.wire import (
-    Channel,
-    Topics,
-    WireError,
-    decode_events,
-    decode_state,
-    decode_telemetry,
-)
+from tinyfleet.ingest.writer import WriteResult
+from tinyfleet.ingest.writer_process import BatchOutcome, WriterConfig, WriterGone, WriterProcess, WriterStopping
+from tinyfleet.wire import Topics
 
 log = logging.getLogger(__name__)
 
-CommitListener = Callable[[PreparedBatch, WriteResult], None]
+# Called on the ingest thread after each commit with the event rows offered (columns as
+# tinyfleet.ingest.writer.EVENT_STAGING_COLUMNS; duplicates included) and what the database took.
+CommitListener = Callable[[list[tuple[Any, ...]], WriteResult], None]
 
 
 class IngestError(RuntimeError):
@@ -82,12 +77,12 @@ class IngestService:
             max_delay_s=settings.batch_max_delay_ms / 1000.0,
             max_pending=max(settings.max_pending_messages, settings.batch_max_events),
         )
-        self._writer = BatchWriter(settings.libpq_url, application_name=f"tinyfleet-ingest:{self.client_id}")
+        self._writer: WriterProcess  # created by start()
+        self._db_ok = False
         self._generation = 0
         self._connected = threading.Event()
         self._stop_requested = threading.Event()
         self._writer_thread: threading.Thread | None = None
-        self._parse_cache: dict[str, tuple[str, Channel] | WireError] = {}
         self._batches = 0
         self._last_commit: float | None = None
         self._last_error: str | None = None
@@ -95,11 +90,25 @@ class IngestService:
 
     # ----------------------------------------------------------------------------------------------- lifecycle
     def add_listener(self, listener: CommitListener) -> None:
+        if self._writer_thread is not None:
+            raise IngestError("add listeners before start()")
         self._listeners.append(listener)
 
     def start(self) -> None:
         if self._writer_thread is not None:
             raise IngestError("ingest already started")
+        self._writer = WriterProcess(
+            WriterConfig(
+                conninfo=self.settings.libpq_url,
+                topic_prefix=self.settings.topic_prefix,
+                strict=self.settings.strict_wire,
+                application_name=f"tinyfleet-ingest:{self.client_id}"[:63],
+                want_rows=bool(self._listeners),
+                log_level=logging.getLogger().getEffectiveLevel(),
+            ),
+            on_db_error=self._on_db_error,
+        )
+        self._writer.start()
         self._writer_thread = threading.Thread(target=self._writer_main, name="tinyfleet-ingest-writer", daemon=True)
         self._writer_thread.start()
         ep = self.settings.mqtt
@@ -107,17 +116,12 @@ class IngestService:
             self._client.tls_set()
         if ep.username:
             self._client.username_pw_set(ep.username, ep.password)
-        props: Properties | None = None
         if self.settings.mqtt_protocol == 5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
             props.ReceiveMaximum = min(65535, self._batcher_max_pending)
             self._client.connect_async(
-                ep.host,
-                ep.port,
-                keepalive=self.settings.mqtt_keepalive_s,
-                clean_start=False,
-                properties=props,
+                ep.host, ep.port, keepalive=self.settings.mqtt_keepalive_s, clean_start=False, properties=props
             )
         else:
             self._client.connect_async(ep.host, ep.port, keepalive=self.settings.mqtt_keepalive_s)
@@ -127,15 +131,15 @@ class IngestService:
         """Graceful shutdown: take no new messages, commit and acknowledge what was taken, disconnect."""
         if self._writer_thread is None:
             return
+        self._stop_requested.set()
         self._batcher.close()
         self._batcher.flush()
-        self._stop_requested.set()
         self._writer_thread.join(timeout)
         if self._writer_thread.is_alive():
-            log.warning(
-                "ingest writer did not drain within %.1f s; unacknowledged messages will be redelivered",
-                timeout,
-            )
+            # The database is still away: give up the batch in hand, the broker will redeliver it.
+            log.warning("ingest could not drain within %.1f s; unacknowledged messages will be redelivered", timeout)
+            self._writer.request_stop()
+            self._writer_thread.join(10)
         # PUBACKs queued by the writer go out before DISCONNECT: paho sends its packets in order.
         deadline = time.monotonic() + 2.0
         while self._client.want_write() and time.monotonic() < deadline:
@@ -158,7 +162,7 @@ class IngestService:
     def status(self) -> IngestStatus:
         return IngestStatus(
             mqtt_connected=self._connected.is_set(),
-            db_connected=self._writer.connected,
+            db_connected=self._db_ok,
             pending=self._batcher.pending,
             batches_committed=self._batches,
             last_commit_monotonic=self._last_commit,
@@ -250,43 +254,38 @@ class IngestService:
                     return
                 continue
             started = time.monotonic()
-            prepared = self._prepare(batch)
-            result = self._write_with_retry(prepared)
-            if result is None:  # stopping while the database is unreachable: leave them to redelivery
+            outcome = self._commit(batch)
+            if outcome is None:  # stopping while the database is unreachable: left to redelivery
                 batcher.release(len(batch))
-                continue
+                return
             self._ack(batch)
             batcher.release(len(batch))
-            self._record(batch, prepared, result, started)
+            self._record(batch, outcome, started)
 
-    def _write_with_retry(self, prepared: PreparedBatch) -> WriteResult | None:
-        """Write until it commits; None when asked to stop while the database stays unreachable."""
-        delay = 0.1
-        while True:
+    def _commit(self, batch: list[Incoming]) -> BatchOutcome | None:
+        messages = [(i.topic, i.payload, i.received_ms, i.retained) for i in batch]
+        for attempt in itertools.count():
             try:
-                return self._write_once(prepared)
-            except psycopg.Error as exc:
-                self.metrics.db_errors.inc()
-                self._last_error = f"database: {type(exc).__name__}: {exc}".strip()
-                log.warning("%s; retrying in %.1f s (acknowledgements held back)", self._last_error, delay)
-                self._writer.close()
-            if self._stop_requested.wait(delay):
-                # One last attempt when asked to stop, then give up: nothing is acknowledged.
-                try:
-                    return self._write_once(prepared)
-                except psycopg.Error:
+                outcome = self._writer.submit(messages)
+            except WriterStopping:
+                return None
+            except WriterGone as exc:
+                self._last_error = str(exc)
+                log.error("%s; restarting it and writing the batch again", exc)
+                if self._stop_requested.is_set() and attempt >= 2:
                     return None
-            delay = min(delay * 2, 5.0)
+                time.sleep(0.5)
+                self._writer.restart()
+                continue
+            self._db_ok = True
+            return outcome
+        raise AssertionError("unreachable")
 
-    def _write_once(self, prepared: PreparedBatch) -> WriteResult:
-        try:
-            return self._writer.write(prepared)
-        except psycopg.DataError as exc:
-            log.warning("batch refused by the database (%s); writing it row by row", exc)
-            result, refused = self._writer.write_isolated(prepared)
-            for letter in refused:
-                self.metrics.dead_letters.labels(letter.code).inc()
-            return result
+    def _on_db_error(self, text: str) -> None:
+        self._db_ok = False
+        self.metrics.db_errors.inc()
+        self._last_error = f"database: {text}"
+        log.warning("%s; retrying (acknowledgements held back)", self._last_error)
 
     def _ack(self, batch: list[Incoming]) -> None:
         generation = self._generation
@@ -297,8 +296,9 @@ class IngestService:
             if item.qos and item.generation == generation:
                 ack(item.mid, item.qos)
 
-    def _record(self, batch: list[Incoming], prepared: PreparedBatch, result: WriteResult, started: float) -> None:
+    def _record(self, batch: list[Incoming], outcome: BatchOutcome, started: float) -> None:
         m = self.metrics
+        result = outcome.result
         now = time.monotonic()
         self._batches += 1
         self._last_commit = now
@@ -307,140 +307,15 @@ class IngestService:
         m.events_stored.inc(result.events_inserted)
         m.events_duplicate.inc(result.events_offered - result.events_inserted)
         m.telemetry_stored.inc(result.telemetry_inserted)
-        for d in prepared.dead_letters:
-            m.dead_letters.labels(d.code).inc()
+        for code, n in outcome.dead_letter_codes.items():
+            m.dead_letters.labels(code).inc(n)
+        for channel, n in outcome.channel_counts.items():
+            m.messages_received.labels(str(channel)).inc(n)
         m.pending_messages.set(self._batcher.pending)
         m.lag_seconds.set(max(0.0, time.time() - batch[0].received_ms / 1000.0))
-        counts: dict[str, int] = {}
-        for item in batch:
-            ch = self._parse_cache.get(item.topic)
-            name = ch[1].value if isinstance(ch, tuple) else "invalid"
-            counts[name] = counts.get(name, 0) + 1
-        for name, n in counts.items():
-            m.messages_received.labels(name).inc(n)
-        for listener in self._listeners:
-            try:
-                listener(prepared, result)
-            except Exception:
-                log.exception("commit listener %r failed", listener)
-
-    def _parse_topic(self, topic: str) -> tuple[str, Channel] | WireError:
-        cached = self._parse_cache.get(topic)
-        if cached is not None:
-            return cached
-        try:
-            parsed = self._topics.parse(topic)
-            value: tuple[str, Channel] | WireError = (parsed.device_id, parsed.channel)
-        except WireError as exc:
-            value = exc
-        if len(self._parse_cache) > 200_000:
-            self._parse_cache.clear()
-        self._parse_cache[topic] = value
-        return value
-
-    def _prepare(self, batch: list[Incoming]) -> PreparedBatch:
-        out = PreparedBatch()
-        rows = out.event_rows
-        sources = out.event_sources
-        touched = out.touched
-        strict = self.settings.strict_wire
-        now_ms = int(time.time() * 1000)
-        for item in batch:
-            parsed = self._parse_topic(item.topic)
-            if isinstance(parsed, WireError):
-                out.dead_letters.append(
-                    DeadLetterRow(item.received_ms, item.topic, None, item.payload, parsed.code.value, parsed.detail)
-                )
-                continue
-            device_id, channel = parsed
-            if not item.retained:  # a retained replay says nothing about the device being around now
-                touched[device_id] = item.received_ms
-            try:
-                if channel is Channel.EVT:
-                    result = decode_events(item.payload, strict=strict, now_ms=now_ms)
-                    for index, ev in enumerate(result.events):
-                        model = ev.model
-                        val = ev.val
-                        top = ev.top
-                        x = ev.x
-                        rows.append((
-                            device_id, ev.boot, ev.seq, ev.ts, item.received_ms,
-                            model if model.__class__ is str else str(model),
-                            ev.mver, ev.kind, ev.label, ev.score, ev.anom,
-                            None if val is None else (val if val.__class__ is list else [val]),
-                            None if top is None else Jsonb(top),
-                            ev.lat,
-                            None if x is None else Jsonb(x),
-                        ))  # fmt: skip
-                        sources.append((item.topic, item.payload, index if result.is_batch else None))
-                    for rej in result.rejects:
-                        out.dead_letters.append(
-                            DeadLetterRow(
-                                item.received_ms,
-                                item.topic,
-                                device_id,
-                                item.payload,
-                                rej.code.value,
-                                rej.detail,
-                                rej.index,
-                            )
-                        )
-                elif channel is Channel.TEL:
-                    t = decode_telemetry(item.payload, strict=strict, now_ms=now_ms)
-                    out.telemetry_rows.append((
-                        device_id, t.ts, item.received_ms, t.uptime_s, t.battery_pct, t.battery_mv, t.rssi_dbm,
-                        t.heap_free, t.arena_free, t.infer_count, t.lat_avg_us, t.lat_max_us, t.dropped,
-                        None if t.x is None else Jsonb(t.x),
-                    ))  # fmt: skip
-                    out.telemetry_sources.append((item.topic, item.payload, None))
-                elif channel is Channel.STATE:
-                    st = decode_state(item.payload, strict=strict, now_ms=now_ms)
-                    if st is None:  # retained state cleared
-                        continue
-                    caps = st.caps
-                    out.states.append(
-                        StateRow(
-                            device_id=device_id,
-                            received_ms=item.received_ms,
-                            online=bool(st.online),
-                            boot=st.boot,
-                            firmware=st.fw,
-                            model=None if st.model is None else str(st.model),
-                            mver=st.mver,
-                            capabilities=None if caps is None else _to_plain(caps),
-                            state=_to_plain(st),
-                            touch=not item.retained,
-                            topic=item.topic,
-                            payload=item.payload,
-                        )
-                    )
-                else:
-                    out.dead_letters.append(
-                        DeadLetterRow(
-                            item.received_ms,
-                            item.topic,
-                            device_id,
-                            item.payload,
-                            "bad_topic",
-                            f"the service does not consume the {channel.value!r} channel",
-                        )
-                    )
-            except WireError as exc:
-                out.dead_letters.append(
-                    DeadLetterRow(
-                        item.received_ms,
-                        item.topic,
-                        device_id,
-                        item.payload,
-                        exc.code.value,
-                        exc.detail,
-                        exc.index,
-                    )
-                )
-        return out
-
-
-def _to_plain(obj: Any) -> Any:
-    import msgspec
-
-    return msgspec.to_builtins(obj)
+        if self._listeners and outcome.event_rows is not None:
+            for listener in self._listeners:
+                try:
+                    listener(outcome.event_rows, result)
+                except Exception:
+                    log.exception("commit listener %r failed", listener)

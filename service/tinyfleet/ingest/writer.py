@@ -69,6 +69,17 @@ WHERE i.ts_ms IS NOT NULL OR c.device_id IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 
+# The common case, every event with a device timestamp: no dedup-table claim needed.
+INSERT_TIMED_EVENTS_SQL = f"""
+INSERT INTO events (device_id, boot, seq, time, received_at, device_time, model, mver, kind, label, score,
+                    anom, val, top, lat_us, extras)
+SELECT device_id, boot, seq, {_EPOCH} + ts_ms * interval '1 millisecond',
+       {_EPOCH} + recv_ms * interval '1 millisecond', true, model, mver, kind, label, score, anom, val, top,
+       lat_us, extras
+FROM ingest_events
+ON CONFLICT DO NOTHING
+"""
+
 INSERT_TELEMETRY_SQL = f"""
 INSERT INTO telemetry (device_id, time, received_at, device_time, uptime_s, battery_pct, battery_mv, rssi_dbm,
                        heap_free, arena_free, infer_count, lat_avg_us, lat_max_us, dropped, extras)
@@ -171,6 +182,8 @@ class PreparedBatch:
     states: list[StateRow] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)
+    clockless: int = 0  # events without a device timestamp (they take the slower, deduplicating path)
+    channel_counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)
@@ -234,7 +247,7 @@ class BatchWriter:
         conn = self._conn
         assert conn is not None
         refused: list[DeadLetterRow] = []
-        ok = PreparedBatch(touched=batch.touched)
+        ok = PreparedBatch(touched=batch.touched, clockless=batch.clockless)
         try:
             for kind, rows, sources in (
                 ("events", batch.event_rows, batch.event_sources),
@@ -242,6 +255,7 @@ class BatchWriter:
             ):
                 for row, source in zip(rows, sources, strict=True):
                     probe = PreparedBatch(
+                        clockless=1,
                         event_rows=[row] if kind == "events" else [],
                         telemetry_rows=[row] if kind == "telemetry" else [],
                     )
@@ -304,7 +318,7 @@ class BatchWriter:
                     write_row = copy.write_row
                     for row in batch.event_rows:
                         write_row(row)
-                cur.execute(INSERT_EVENTS_SQL)
+                cur.execute(INSERT_EVENTS_SQL if batch.clockless else INSERT_TIMED_EVENTS_SQL)
                 inserted = cur.rowcount
             if batch.telemetry_rows:
                 with cur.copy(
