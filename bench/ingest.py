@@ -104,14 +104,14 @@ def run_ingest(
             done.set()
 
     first_receive = {"t": 0.0}
-    original_put = svc._batcher.put  # noqa: SLF001 - the bench times the first receipt
+    original_put = svc._batcher.put
 
     def timed_put(item: Any) -> bool:
         if not first_receive["t"]:
             first_receive["t"] = time.time()
         return original_put(item)
 
-    svc._batcher.put = timed_put  # type: ignore[method-assign]  # noqa: SLF001
+    svc._batcher.put = timed_put  # type: ignore[method-assign]
     if latency:  # rows come back from the writer process only when a listener asks for them
         svc.add_listener(on_commit)
     svc.start()
@@ -122,8 +122,8 @@ def run_ingest(
         stored = svc.metrics.events_stored
         deadline = time.monotonic() + 600
         while not done.is_set() and time.monotonic() < deadline:
-            if not latency and stored._value.get() >= count:  # noqa: SLF001
-                state["events"] = int(stored._value.get())  # noqa: SLF001
+            if not latency and stored._value.get() >= count:
+                state["events"] = int(stored._value.get())
                 state["last"] = time.time()
                 break
             time.sleep(0.002)
@@ -282,8 +282,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import psycopg
-
     from tests.support.instances import MosquittoInstance
+
     from tinyfleet.store.migrate import upgrade
 
     binary = build_loadgen(ROOT / ".tinyfleet" / "bench")
