@@ -25,17 +25,9 @@ from tinyfleet.config import to_sqlalchemy_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-# Indexes and relations the migrations create outside the models: TimescaleDB's default time indexes,
-# the BRIN indexes of the plain path, the rollup view and its index. Autogenerate must leave them alone.
-UNMODELLED_INDEXES = frozenset(
-    {
-        "events_time_idx",
-        "telemetry_time_idx",
-        "ix_events_time_brin",
-        "ix_telemetry_time_brin",
-        "ux_events_hourly",
-    }
-)
+# Indexes and relations the migrations create outside the models: the rollup view and its index.
+# Autogenerate must leave them alone.
+UNMODELLED_INDEXES = frozenset({"ux_events_hourly"})
 UNMODELLED_RELATIONS = frozenset({"events_hourly"})
 
 

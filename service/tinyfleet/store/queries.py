@@ -62,9 +62,9 @@ class DeviceRecord:
 @dataclass(frozen=True, slots=True)
 class EventRecord:
     device_id: str
+    time: datetime
     boot: int
     seq: int
-    time: datetime
     received_at: datetime
     device_time: bool
     model: str
