@@ -1,0 +1,43 @@
+"""Wire contract v1 of tinyfleet: topics, device ids, and the event / telemetry / state payloads.
+
+Pure: no I/O and no imports of other tinyfleet packages (the reference device uses it as is).
+The reference is docs/protocol.md; the shared test vectors are in device_sdk/test-vectors/.
+"""
+
+from .errors import ErrorCode, WireError
+from .event import EVENT_FIELDS, DecodeResult, Event, EventKind, decode_events, encode_event, encode_events
+from .limits import DEFAULT_LIMITS, TS_FLOOR_MS, TS_MAX_MS, Limits
+from .state import CAPS_FIELDS, STATE_FIELDS, Caps, DeviceState, decode_state, encode_state
+from .telemetry import TELEMETRY_FIELDS, Telemetry, decode_telemetry, encode_telemetry
+from .topics import DEVICE_ID_PATTERN, Channel, ParsedTopic, Topics, validate_device_id
+
+__all__ = [
+    "CAPS_FIELDS",
+    "DEFAULT_LIMITS",
+    "DEVICE_ID_PATTERN",
+    "EVENT_FIELDS",
+    "STATE_FIELDS",
+    "TELEMETRY_FIELDS",
+    "TS_FLOOR_MS",
+    "TS_MAX_MS",
+    "Caps",
+    "Channel",
+    "DecodeResult",
+    "DeviceState",
+    "ErrorCode",
+    "Event",
+    "EventKind",
+    "Limits",
+    "ParsedTopic",
+    "Telemetry",
+    "Topics",
+    "WireError",
+    "decode_events",
+    "decode_state",
+    "decode_telemetry",
+    "encode_event",
+    "encode_events",
+    "encode_state",
+    "encode_telemetry",
+    "validate_device_id",
+]

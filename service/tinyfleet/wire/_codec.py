@@ -1,0 +1,214 @@
+"""Bytes <-> Python values: format detection, CBOR/JSON decoding with the contract's rules, canonical CBOR.
+
+Decoding rules (docs/protocol.md, "Encodings"):
+
+* the first non-blank byte (blank = space, tab, CR, LF) ``{`` or ``[`` means JSON, anything else CBOR;
+* exactly one CBOR data item: bytes after it are ``trailing_bytes``;
+* indefinite-length strings, arrays and maps are accepted (streaming encoders produce them);
+* tag 55799 (self-described CBOR) is transparent; any other tag, including bignums, turns the tagged value
+  into a marker (:class:`Tagged` for cbor2's built-in tags, ``cbor2.CBORTag`` for the others) that the
+  field checks reject as ``wrong_type``;
+* invalid UTF-8, premature end, reserved bytes, a stray break, or nesting deeper than 16 are
+  ``malformed_cbor`` / ``malformed_json``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+import cbor2
+import msgspec
+
+from .errors import ErrorCode, WireError
+
+_BLANKS = frozenset(b" \t\r\n")
+_JSON_START = frozenset(b"{[")
+_MAX_DEPTH = 16
+
+
+class Tagged:
+    """Stands in for a CBOR tagged value (tags are not part of the contract)."""
+
+    __slots__ = ("tag",)
+
+    def __init__(self, tag: int) -> None:
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"Tagged({self.tag})"
+
+
+def _semantic(tag: int) -> Any:
+    def decode(_value: Any, _immutable: bool) -> Tagged:
+        return Tagged(tag)
+
+    return decode
+
+
+def _transparent(value: Any, _immutable: bool) -> Any:
+    return value
+
+
+# cbor2's built-in semantic tags (found by probing cbor2 6.3; tests/wire re-probes them), all overridden.
+_BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 43000)
+_SEMANTIC: dict[int, Any] = {t: _semantic(t) for t in _BUILTIN_TAGS}
+_SEMANTIC[55799] = _transparent
+
+# Trailing-bytes detection without a stream: decode ``[payload, sentinel]`` where the sentinel is a byte
+# string holding a per-process random nonce. The result is ``[item, nonce]`` exactly when the payload is
+# one complete item (CBOR items are self-delimiting and the sender cannot know the nonce); anything else
+# falls back to the exact (slower) stream decoder, which tells malformed from trailing bytes.
+_NONCE = os.urandom(16)
+_SENTINEL = b"\x50" + _NONCE
+_loads = cbor2.loads
+
+
+def loads_cbor(payload: bytes) -> Any:
+    """Decode exactly one CBOR item or raise ``malformed_cbor`` / ``trailing_bytes``."""
+    try:
+        pair = _loads(b"\x82" + payload + _SENTINEL, semantic_decoders=_SEMANTIC, max_depth=_MAX_DEPTH + 1)
+        if pair[1] == _NONCE:
+            return pair[0]
+    except Exception:  # noqa: S110 - any failure is re-examined exactly below
+        pass
+    return _loads_cbor_exact(payload)
+
+
+def _loads_cbor_exact(payload: bytes) -> Any:
+    import io
+
+    fp = io.BytesIO(payload)
+    try:
+        value = cbor2.CBORDecoder(fp, semantic_decoders=_SEMANTIC, max_depth=_MAX_DEPTH).decode()
+    except Exception as exc:
+        raise WireError(ErrorCode.MALFORMED_CBOR, f"not well-formed CBOR: {exc}") from None
+    used = fp.tell()
+    if used != len(payload):
+        raise WireError(
+            ErrorCode.TRAILING_BYTES,
+            f"{len(payload) - used} byte(s) after the CBOR item (which ends at byte {used})",
+        )
+    return value  # pragma: no cover - the fast path returns every well-formed single item
+
+
+_json_decode = msgspec.json.decode
+
+
+def loads_json(payload: bytes) -> Any:
+    try:
+        return _json_decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise WireError(ErrorCode.MALFORMED_JSON, f"not valid JSON: {exc}") from None
+
+
+def is_json(payload: bytes) -> bool:
+    """True when the first non-blank byte is ``{`` or ``[`` (payload must be non-empty)."""
+    b0 = payload[0]
+    if b0 in _JSON_START:
+        return True
+    if b0 in _BLANKS:
+        rest = payload.lstrip(b" \t\r\n")
+        return bool(rest) and rest[0] in _JSON_START
+    return False
+
+
+def is_blank(payload: bytes) -> bool:
+    return not payload.lstrip(b" \t\r\n")
+
+
+def load_payload(payload: bytes, max_bytes: int) -> Any:
+    """Size checks, format detection and decoding shared by all payload kinds."""
+    n = len(payload)
+    if n == 0 or (payload[0] in _BLANKS and is_blank(payload)):
+        raise WireError(ErrorCode.EMPTY_PAYLOAD, "payload is empty")
+    if n > max_bytes:
+        raise WireError(ErrorCode.MESSAGE_TOO_LARGE, f"payload is {n} bytes, the limit is {max_bytes}")
+    if is_json(payload):
+        return loads_json(payload)
+    return loads_cbor(payload)
+
+
+# ---------------------------------------------------------------------------------------------- encoder
+_pack_f32 = struct.Struct(">Bf").pack
+_pack_f64 = struct.Struct(">Bd").pack
+_unpack_f32 = struct.Struct(">f").unpack
+_pack_plain_f32 = struct.Struct(">f").pack
+
+
+def _head(major: int, n: int) -> bytes:
+    mt = major << 5
+    if n < 24:
+        return bytes((mt | n,))
+    if n <= 0xFF:
+        return bytes((mt | 24, n))
+    if n <= 0xFFFF:
+        return bytes((mt | 25,)) + n.to_bytes(2, "big")
+    if n <= 0xFFFF_FFFF:
+        return bytes((mt | 26,)) + n.to_bytes(4, "big")
+    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+
+
+def enc_int(n: int) -> bytes:
+    return _head(0, n) if n >= 0 else _head(1, -1 - n)
+
+
+def enc_text(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return _head(3, len(b)) + b
+
+
+def enc_f32(x: float) -> bytes:
+    """Float32, rounded to nearest (the rule for scores)."""
+    return _pack_f32(0xFA, x)
+
+
+def enc_float(x: float) -> bytes:
+    """Float32 when that holds the value exactly, else float64 (never float16)."""
+    try:
+        if _unpack_f32(_pack_plain_f32(x))[0] == x:
+            return _pack_f32(0xFA, x)
+    except OverflowError:
+        pass
+    return _pack_f64(0xFB, x)
+
+
+def x_key_order(k: str) -> tuple[int, bytes]:
+    """Deterministic map-key order of RFC 8949 §4.2.1 for text keys: shorter first, then bytewise."""
+    b = k.encode("utf-8")
+    return (len(b), b)
+
+
+def enc_value(v: Any) -> bytes:
+    """Canonical encoding of an extras value or a list/map of them (keys sorted as in RFC 8949 §4.2.1)."""
+    if v is None:
+        return b"\xf6"
+    if v is True:
+        return b"\xf5"
+    if v is False:
+        return b"\xf4"
+    if isinstance(v, int):
+        return enc_int(v)
+    if isinstance(v, float):
+        return enc_float(v)
+    if isinstance(v, str):
+        return enc_text(v)
+    if isinstance(v, list | tuple):
+        return _head(4, len(v)) + b"".join(enc_value(e) for e in v)
+    if isinstance(v, dict):
+        return enc_text_map(v)
+    raise TypeError(f"cannot encode {type(v).__name__}")
+
+
+def enc_text_map(m: dict[str, Any]) -> bytes:
+    keys = sorted(m, key=x_key_order)
+    return _head(5, len(keys)) + b"".join(enc_text(k) + enc_value(m[k]) for k in keys)
+
+
+def enc_map_head(n: int) -> bytes:
+    return _head(5, n)
+
+
+def enc_array_head(n: int) -> bytes:
+    return _head(4, n)
