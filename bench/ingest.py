@@ -273,12 +273,22 @@ def measure_drain(binary: Path, port: int, db: str, n_msgs: int, boot: int) -> t
     return out[0], out[1]
 
 
+def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The (baseline, tinyfleet) pair whose ratio is the median of the runs."""
+    ranked = sorted(pairs, key=lambda p: p[1] / p[0] if p[0] else 0.0)
+    return ranked[len(ranked) // 2]
+
+
+def fmt_pairs(pairs: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{b:,.0f}/{t:,.0f}" for b, t in pairs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=100_000, help="messages per publisher-bound phase")
     ap.add_argument("--drain-messages", type=int, default=100_000)
     ap.add_argument("--latency-seconds", type=float, default=15.0)
-    ap.add_argument("--repeat", type=int, default=1, help="repeat the throughput phases, report the best")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each throughput phase; the median ratio is kept")
     args = ap.parse_args()
 
     import psycopg
@@ -301,33 +311,25 @@ def main() -> None:
             figures["timescaledb"] = row[0] if row else "unknown"
         with MosquittoInstance(persistence=False, max_inflight_messages=1000) as broker:
             port = broker.port
-            ceiling = single = batch10 = 0.0
-            bare10 = 0.0
+            # Each consumer pair runs back to back and the pair with the median ratio is reported: the ratio of
+            # two runs seconds apart is far steadier on a shared 2-core machine than either absolute figure.
+            singles, batches, drains = [], [], []
             for _ in range(args.repeat):
-                c, s = measure_pair(binary, port, db, args.messages, 1, boot)
+                singles.append(measure_pair(binary, port, db, args.messages, 1, boot))
+                batches.append(measure_pair(binary, port, db, args.messages // 10, 10, boot + 3))
+                drains.append(measure_drain(binary, port, db, args.drain_messages, boot + 6))
                 boot += 10
-                if s / c > (single / ceiling if ceiling else 0):
-                    ceiling, single = c, s
-                b, e = measure_pair(binary, port, db, args.messages // 10, 10, boot)
-                boot += 10
-                if e > batch10:
-                    bare10, batch10 = b, e
+            ceiling, single = median_pair(singles)
+            bare10, batch10 = median_pair(batches)
+            drain_ceiling, drain = median_pair(drains)
             print(f"publisher-bound single: ceiling {ceiling:,.0f} msgs/s, ingest {single:,.0f} events/s "
-                  f"({single / ceiling:.1%})", file=sys.stderr)  # fmt: skip
-            print(
-                f"publisher-bound batch10: ceiling {bare10:,.0f} msgs/s, ingest {batch10:,.0f} events/s",
-                file=sys.stderr,
-            )
+                  f"({single / ceiling:.1%}); runs {fmt_pairs(singles)}", file=sys.stderr)  # fmt: skip
+            print(f"publisher-bound batch10: ceiling {bare10:,.0f} msgs/s, ingest {batch10:,.0f} events/s; "
+                  f"runs {fmt_pairs(batches)}", file=sys.stderr)  # fmt: skip
+            print(f"drain: ceiling {drain_ceiling:,.0f} msgs/s, ingest {drain:,.0f} events/s "
+                  f"({drain / drain_ceiling:.1%}); runs {fmt_pairs(drains)}", file=sys.stderr)  # fmt: skip
             copy_rate = copy_ceiling(db, args.messages)
             print(f"COPY of the same rows: {copy_rate:,.0f} rows/s", file=sys.stderr)
-            drain_ceiling = drain = 0.0
-            for _ in range(args.repeat):
-                dc, d = measure_drain(binary, port, db, args.drain_messages, boot)
-                boot += 10
-                if d / dc > (drain / drain_ceiling if drain_ceiling else 0):
-                    drain_ceiling, drain = dc, d
-            print(f"drain: ceiling {drain_ceiling:,.0f} msgs/s, ingest {drain:,.0f} events/s "
-                  f"({drain / drain_ceiling:.1%})", file=sys.stderr)  # fmt: skip
             n_lat = int(1000 * args.latency_seconds)
             prefix = f"l{secrets.token_hex(3)}/v1"
             ing = Consumer("ingest", port, prefix, n_lat, f"lat-{boot}", database_url=db, latency=True)
@@ -347,6 +349,7 @@ def main() -> None:
             "drain_ratio": round(drain / drain_ceiling, 3),
             "p50_ms_at_1000": round(lat["p50_ms"], 2),
             "p99_ms_at_1000": round(lat["p99_ms"], 2),
+            "runs": args.repeat,
             "messages": args.messages,
             "drain_messages": args.drain_messages,
             "devices": DEVICES,

@@ -107,6 +107,7 @@ int main(int argc, char **argv) {
     if (!m) { perror("mosquitto_new"); return 1; }
     mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, protocol == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     mosquitto_max_inflight_messages_set(m, (unsigned)inflight);
+    mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_publish_callback_set(m, on_publish);
     int rc = mosquitto_connect(m, host, port, 60);
     if (rc != MOSQ_ERR_SUCCESS) { fprintf(stderr, "loadgen: connect: %s\n", mosquitto_strerror(rc)); return 1; }

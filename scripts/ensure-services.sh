@@ -127,6 +127,8 @@ configure_mosquitto_queues() {
 # 0 = no limit for max_queued_bytes; bound the broker's memory with memory_limit if needed.
 max_queued_messages 1000000
 max_queued_bytes 0
+# Nagle's algorithm + delayed ACKs otherwise add up to 40 ms to the delivery of small messages.
+set_tcp_nodelay true
 CONF
   if ! grep -qsE '^\s*include_dir\s+/etc/mosquitto/conf.d/?\s*$' "$MOSQUITTO_CONF"; then
     printf '\n# added by tinyfleet scripts/ensure-services.sh\ninclude_dir /etc/mosquitto/conf.d\n' >>"$MOSQUITTO_CONF"
