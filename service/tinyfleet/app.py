@@ -1,0 +1,169 @@
+"""Composition root: settings → database → ingest → maintenance → FastAPI app, each with its lifecycle.
+
+    async with Service(settings) as service:          # API + ingest + maintenance
+        await service.serve(stop_event)                # HTTP until stop_event is set, then a graceful stop
+
+    async with Service(settings, http=False, maintenance=False) as worker:   # `tinyfleet ingest`
+        await stop_event.wait()
+
+Leaving the block stops things in reverse order: HTTP first (in `serve`), then maintenance, then ingest (which
+drains and acknowledges its current batch), then the database pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Generator
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from tinyfleet.api.app import api_database, create_app
+from tinyfleet.config import Settings
+from tinyfleet.ingest.metrics import IngestMetrics
+from tinyfleet.ingest.service import IngestService
+from tinyfleet.store.db import Database
+from tinyfleet.store.maintenance import MaintenanceScheduler
+
+log = logging.getLogger(__name__)
+
+#: A repeated stop signal within this many seconds of the first is the same request, not an insistence.
+SECOND_SIGNAL_GRACE_S = 1.0
+
+__all__ = ["Service", "create_app", "install_stop_signals"]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process-wide handlers belong to the caller, which stops
+    the server by setting `should_exit` (uvicorn would re-raise the signal after its shutdown, killing the
+    process before ingest has drained)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Service:
+    """The tinyfleet service in one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: bool = True,
+        ingest: bool = True,
+        maintenance: bool = True,
+        client_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.enable_http = http
+        self.enable_ingest = ingest
+        self.enable_maintenance = maintenance
+        self.client_id = client_id
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.database: Database | None = None
+        self.ingest: IngestService | None = None
+        self.maintenance: MaintenanceScheduler | None = None
+        self.app: FastAPI | None = None
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        stack = self._stack
+        try:
+            if self.enable_http or self.enable_maintenance:
+                self.database = await stack.enter_async_context(api_database(self.settings))
+            if self.enable_ingest:
+                self.ingest = IngestService(
+                    self.settings, client_id=self.client_id, metrics=IngestMetrics(self.registry)
+                )
+                await stack.enter_async_context(self.ingest)
+                log.info("ingest worker %s started (broker %s)", self.ingest.client_id, self.settings.mqtt)
+            if self.enable_maintenance:
+                # Its own small pool: maintenance statements may run longer than the API's statement timeout.
+                mdb = await stack.enter_async_context(Database(self.settings, pool_size=1, max_overflow=1))
+                self.maintenance = await stack.enter_async_context(MaintenanceScheduler(mdb.engine, self.settings))
+            if self.enable_http:
+                self.app = create_app(
+                    self.settings,
+                    ingest=self.ingest,
+                    database=self.database,
+                    registry=self.registry,
+                    maintenance=self.maintenance,
+                )
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    def uvicorn_server(self, *, host: str | None = None, port: int | None = None) -> uvicorn.Server:
+        if self.app is None:
+            raise RuntimeError("HTTP is disabled for this service")
+        config = uvicorn.Config(
+            self.app,
+            host=host or self.settings.http_host,
+            port=port if port is not None else self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        return _Server(config)
+
+    async def serve(self, stop: asyncio.Event, *, started: Callable[[], None] | None = None) -> None:
+        """Run the HTTP server until `stop` is set (or the server fails to start)."""
+        server = self.uvicorn_server()
+        serving = asyncio.create_task(server.serve(), name="tinyfleet-http")
+        stopper = asyncio.create_task(stop.wait(), name="tinyfleet-stop")
+        try:
+            while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no started event
+                await asyncio.sleep(0.02)
+            if server.started and started is not None:
+                started()
+            await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            server.should_exit = True
+            stopper.cancel()
+            await serving
+        if not server.started:
+            raise RuntimeError(
+                f"the HTTP server could not listen on {self.settings.http_host}:{self.settings.http_port}"
+            )
+
+
+def install_stop_signals(stop: asyncio.Event, *, on_second: Callable[[], None] | None = None) -> None:
+    """SIGINT/SIGTERM set `stop` (graceful); a second signal calls `on_second` (e.g. to force an exit)."""
+    loop = asyncio.get_running_loop()
+    first: list[float] = []
+
+    def handle(sig: signal.Signals) -> None:
+        now = time.monotonic()
+        if stop.is_set():
+            # The same signal sent to the process and its group (`timeout`, some supervisors) arrives twice at
+            # once: only a signal well after the first one means "stop now".
+            if first and now - first[0] < SECOND_SIGNAL_GRACE_S:
+                return
+            log.warning("second %s: stopping now", sig.name)
+            if on_second is not None:
+                on_second()
+            return
+        first.append(now)
+        log.info("%s received: stopping gracefully", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handle, sig)

@@ -1,0 +1,214 @@
+"""The `tinyfleet` command line (typer).
+
+Settings come from the environment and `.env` (``TINYFLEET_*``); options given on the command line override
+them. Invalid settings (e.g. prod mode with development defaults) print one clear line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+import tinyfleet
+from tinyfleet.config import Settings, load_settings
+from tinyfleet.logging import setup_logging
+
+log = logging.getLogger("tinyfleet.cli")
+
+app = typer.Typer(
+    name="tinyfleet",
+    help="tinyfleet: MQTT ingest of TinyML inference events into TimescaleDB, with a REST API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations (Alembic, packaged with tinyfleet).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+EXIT_SETTINGS = 2
+
+
+def _die(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"tinyfleet: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line: ``invalid settings: TINYFLEET_X: reason; …``."""
+    parts = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"TINYFLEET_{loc.upper()}: {msg}" if loc else msg)
+    return "invalid settings: " + "; ".join(parts)
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from env/.env with the non-None overrides on top; exits 2 with one line when invalid."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = load_settings(**given)
+    except ValidationError as exc:
+        _die(describe_settings_error(exc), EXIT_SETTINGS)
+    setup_logging(settings.log_level)
+    return settings
+
+
+def _force_exit() -> None:
+    os._exit(130)
+
+
+# --------------------------------------------------------------------------------------------- commands
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"tinyfleet {tinyfleet.__version__}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="HTTP bind address [env TINYFLEET_HTTP_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [env TINYFLEET_HTTP_PORT]")] = None,
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id of the ingest worker")] = None,
+    shared_group: Annotated[
+        str | None, typer.Option(help="MQTT 5 shared-subscription group, to split load with other workers")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING… [env TINYFLEET_LOG_LEVEL]")] = None,
+) -> None:
+    """Run the API, the ingest worker and the maintenance scheduler in one process."""
+    settings = get_settings(
+        http_host=host,
+        http_port=port,
+        mqtt_client_id=client_id,
+        mqtt_shared_group=shared_group,
+        log_level=log_level,
+    )
+    from tinyfleet.app import Service, install_stop_signals
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop, on_second=_force_exit)
+        async with Service(settings) as service:
+            await service.serve(
+                stop,
+                started=lambda: log.info(
+                    "tinyfleet %s serving on http://%s:%d (ingest from %s)",
+                    tinyfleet.__version__,
+                    settings.http_host,
+                    settings.http_port,
+                    settings.mqtt,
+                ),
+            )
+        log.info("stopped")
+
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:
+        _die(str(exc))
+
+
+@app.command()
+def ingest(
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (unique per worker)")] = None,
+    shared_group: Annotated[
+        str | None, typer.Option(help="MQTT 5 shared-subscription group: workers of one group split the load")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
+) -> None:
+    """Run an ingest worker alone (no HTTP), e.g. to scale out. SIGTERM/SIGINT drain the current batch."""
+    settings = get_settings(mqtt_client_id=client_id, mqtt_shared_group=shared_group, log_level=log_level)
+    from tinyfleet.app import Service, install_stop_signals
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop, on_second=_force_exit)
+        async with Service(settings, http=False, maintenance=False) as service:
+            assert service.ingest is not None
+            log.info(
+                "ingest worker %s running (broker %s%s); stop with SIGTERM or Ctrl-C",
+                service.ingest.client_id,
+                settings.mqtt,
+                f", shared group {settings.mqtt_shared_group}" if settings.mqtt_shared_group else "",
+            )
+            await stop.wait()
+            log.info("draining the current batch")
+        log.info("stopped")
+
+    asyncio.run(main())
+
+
+@app.command()
+def demo(
+    devices: Annotated[int, typer.Option(min=1, max=200, help="Simulated devices")] = 5,
+    embedded: Annotated[
+        bool, typer.Option("--embedded", help="Always use the embedded broker and database, even if some run")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="HTTP port [env TINYFLEET_HTTP_PORT, default 8080]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed of the simulated devices")] = None,
+) -> None:
+    """The service with simulated devices; uses the configured or local broker/database, else embedded ones."""
+    get_settings(http_port=port)  # validates early, sets up logging
+    from tinyfleet.demo.runner import DemoOptions, run
+
+    code = run(DemoOptions(devices=devices, embedded=embedded, seed=seed), {"http_port": port} if port else {})
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+    timescaledb: Annotated[
+        bool | None,
+        typer.Option(
+            "--timescaledb/--no-timescaledb", help="Hypertables when available [env TINYFLEET_USE_TIMESCALEDB]"
+        ),
+    ] = None,
+) -> None:
+    """Migrate the database (TINYFLEET_DATABASE_URL) up to a revision."""
+    settings = get_settings(use_timescaledb=timescaledb)
+    from tinyfleet.store.migrate import current, upgrade
+
+    try:
+        upgrade(settings.database_url, revision, use_timescaledb=settings.use_timescaledb)
+        typer.echo(f"database at revision {current(settings.database_url)}")
+    except Exception as exc:
+        _die(f"upgrade failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. 'base' or '-1'")]) -> None:
+    """Migrate the database down to a revision ('base' removes everything tinyfleet created)."""
+    settings = get_settings()
+    from tinyfleet.store.migrate import current, downgrade
+
+    try:
+        downgrade(settings.database_url, revision)
+        typer.echo(f"database at revision {current(settings.database_url) or 'base'}")
+    except Exception as exc:
+        _die(f"downgrade failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision."""
+    settings = get_settings()
+    from tinyfleet.store.migrate import current
+
+    try:
+        typer.echo(current(settings.database_url) or "base (not migrated)")
+    except Exception as exc:
+        _die(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+
+
+def main() -> None:
+    """Entry point of the `tinyfleet` script."""
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C outside the graceful handlers (e.g. during start-up)
+        sys.exit(130)
