@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -64,25 +65,42 @@ def start_ingest() -> Iterator[Callable[..., IngestService]]:
 class Publisher:
     """A QoS 1 paho publisher that waits for the broker's PUBACK of everything it sent."""
 
-    def __init__(self, host: str, port: int, *, client_id: str | None = None, protocol: int = 5) -> None:
+    def __init__(
+        self, host: str, port: int, *, client_id: str | None = None, protocol: int = 5, persistent: bool = False
+    ) -> None:
+        v5 = protocol == 5 and not persistent
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"pub-{secrets.token_hex(4)}",
-            protocol=mqtt.MQTTv5 if protocol == 5 else mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # a persistent session makes paho resend unacknowledged QoS 1 messages after a reconnect
+            clean_session=None if v5 else not persistent,
         )
         self.client.max_inflight_messages_set(1000)
+        self.sent = 0
+        self.acked = 0
+        self._lock = threading.Lock()
+
+        def on_publish(*_: Any) -> None:
+            with self._lock:
+                self.acked += 1
+
+        self.client.on_publish = on_publish
         self.client.connect(host, port)
         self.client.loop_start()
-        self.infos: list[mqtt.MQTTMessageInfo] = []
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        self.infos.append(self.client.publish(topic, payload, qos=qos, retain=retain))
+        # While disconnected paho queues QoS 1 messages (rc "no connection") and sends them on reconnect.
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+        self.sent += 1
 
     def flush(self, timeout: float = 30.0) -> None:
+        """Wait until the broker acknowledged everything (messages queued while disconnected included)."""
         deadline = time.monotonic() + timeout
-        for info in self.infos:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-        self.infos.clear()
+        while self.acked < self.sent:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"broker acknowledged {self.acked} of {self.sent} messages within {timeout} s")
+            time.sleep(0.01)
 
     def close(self) -> None:
         self.flush()

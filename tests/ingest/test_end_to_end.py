@@ -250,3 +250,23 @@ def test_both_mqtt_versions_ingest(migrated_db, prefix, start_ingest, publisher,
         publisher.publish(f"{prefix}/v{protocol}/evt", encode_event(event(s)))
     publisher.flush()
     assert wait_until(lambda: count_events(migrated_db) == 10)
+
+
+def test_plain_table_path_stores_exactly_once(database_url, prefix, start_ingest, publisher):
+    """Without TimescaleDB (as on the demo's embedded PostgreSQL) the same dedup holds on plain tables."""
+    from tinyfleet.store.migrate import upgrade
+
+    upgrade(database_url, use_timescaledb=False)
+    assert scalar(database_url, "select value from tinyfleet_meta where key = 'timescaledb'") == "off"
+    start_ingest(make_settings(database_url, prefix, use_timescaledb=False))
+    topic = f"{prefix}/plain/evt"
+    timed = [event(s) for s in range(10)]
+    clockless = [event(s, boot=2, ts=None) for s in range(10)]
+    for _ in range(2):  # everything twice
+        publisher.publish(topic, encode_events(timed))
+        publisher.publish(topic, encode_events(clockless))
+    publisher.flush()
+    assert wait_until(lambda: count_events(database_url) == 20)
+    time.sleep(0.3)
+    assert count_events(database_url) == 20
+    assert_no_duplicates(database_url)

@@ -50,7 +50,7 @@ class StreamPublisher(threading.Thread):
 
     def __init__(self, host: str, port: int, prefix: str, total: int = TOTAL, rate: float = 1500.0) -> None:
         super().__init__(name="stream-publisher", daemon=True)
-        self.pub = Publisher(host, port, client_id=f"stream-{secrets.token_hex(3)}")
+        self.pub = Publisher(host, port, client_id=f"stream-{secrets.token_hex(3)}", persistent=True)
         self.pub.client.reconnect_delay_set(0, 1)
         self.prefix, self.total, self.rate = prefix, total, rate
         self.sent = 0
