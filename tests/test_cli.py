@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -109,16 +110,27 @@ class Proc:
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.popen = subprocess.Popen(
-            [TINYFLEET, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            [TINYFLEET, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
+        self.out_lines: list[str] = []
         assert self.popen.stderr is not None
-        for line in self.popen.stderr:
-            self.lines.append(line)
+        assert self.popen.stdout is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.popen.stderr, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.popen.stdout, self.out_lines), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: IO[str], into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out_lines)
 
     @property
     def stderr(self) -> str:
@@ -140,7 +152,8 @@ class Proc:
             self.popen.kill()
             self.popen.wait()
             pytest.fail(f"did not exit within {timeout} s of {sig.name}: {self.stderr}")
-        self._reader.join(5)
+        for reader in self._readers:
+            reader.join(5)
         return code
 
     def kill(self) -> None:
