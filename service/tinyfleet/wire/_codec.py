@@ -8,6 +8,8 @@ Decoding rules (docs/protocol.md, "Encodings"):
 * tag 55799 (self-described CBOR) is transparent; any other tag, including bignums, turns the tagged value
   into a marker (:class:`Tagged` for cbor2's built-in tags, ``cbor2.CBORTag`` for the others) that the
   field checks reject as ``wrong_type``;
+* a map with a duplicate key is ``duplicate_key`` (for the whole message, even in a batch); JSON cannot
+  tell (the parser keeps the last value);
 * invalid UTF-8, premature end, reserved bytes, a stray break, or nesting deeper than 16 are
   ``malformed_cbor`` / ``malformed_json``.
 """
@@ -68,7 +70,12 @@ _loads = cbor2.loads
 def loads_cbor(payload: bytes) -> Any:
     """Decode exactly one CBOR item or raise ``malformed_cbor`` / ``trailing_bytes``."""
     try:
-        pair = _loads(b"\x82" + payload + _SENTINEL, semantic_decoders=_SEMANTIC, max_depth=_MAX_DEPTH + 1)
+        pair = _loads(
+            b"\x82" + payload + _SENTINEL,
+            semantic_decoders=_SEMANTIC,
+            max_depth=_MAX_DEPTH + 1,
+            allow_duplicate_keys=False,
+        )
         if pair[1] == _NONCE:
             return pair[0]
     except Exception:  # noqa: S110 - any failure is re-examined exactly below
@@ -81,8 +88,12 @@ def _loads_cbor_exact(payload: bytes) -> Any:
 
     fp = io.BytesIO(payload)
     try:
-        value = cbor2.CBORDecoder(fp, semantic_decoders=_SEMANTIC, max_depth=_MAX_DEPTH).decode()
+        value = cbor2.CBORDecoder(
+            fp, semantic_decoders=_SEMANTIC, max_depth=_MAX_DEPTH, allow_duplicate_keys=False
+        ).decode()
     except Exception as exc:
+        if "uplicate map key" in str(exc):
+            raise WireError(ErrorCode.DUPLICATE_KEY, f"a map has a duplicate key: {exc}") from None
         raise WireError(ErrorCode.MALFORMED_CBOR, f"not well-formed CBOR: {exc}") from None
     used = fp.tell()
     if used != len(payload):

@@ -389,7 +389,12 @@ def decode_events(
     # Fast path: one CBOR event (a definite or indefinite map, major type 5) within the size limit.
     if payload and 0xA0 <= payload[0] <= 0xBF and len(payload) <= limits.max_event_bytes:
         try:
-            pair = _loads(b"\x82" + payload + _SENTINEL, semantic_decoders=_SEMANTIC, max_depth=_DEPTH)
+            pair = _loads(
+                b"\x82" + payload + _SENTINEL,
+                semantic_decoders=_SEMANTIC,
+                max_depth=_DEPTH,
+                allow_duplicate_keys=False,
+            )
         except Exception:
             pair = None
         if pair is not None and pair[1] == _NONCE and type(pair[0]) is dict:
@@ -475,17 +480,19 @@ def _name_dict(event: Event, score_uint8: bool) -> dict[str, Any]:
 
 def _cbor_event(event: Event, score_uint8: bool) -> bytes:
     parts: list[bytes] = []
+    n = 0
     for key, name in enumerate(EVENT_FIELDS):
         value = getattr(event, name)
         if value is None:
             continue
+        n += 1
         parts.append(bytes((key,)))
         if name == "model":
             parts.append(enc_text(value) if type(value) is str else enc_int(value))
         elif name == "score":
             parts.append(enc_int(_q(value)) if score_uint8 else enc_f32(value))
         elif name == "anom":
-            parts.append(enc_float(value))
+            parts.append(enc_float(float(value)))
         elif name == "val":
             if isinstance(value, list | tuple):
                 parts.append(enc_array_head(len(value)))
@@ -500,7 +507,7 @@ def _cbor_event(event: Event, score_uint8: bool) -> bytes:
             parts.append(enc_text_map(value))
         else:
             parts.append(enc_int(value))
-    return enc_map_head(len(parts) // 2) + b"".join(parts)
+    return enc_map_head(n) + b"".join(parts)
 
 
 def encode_event(event: Event, *, fmt: Literal["cbor", "json"] = "cbor", score_uint8: bool = False) -> bytes:
