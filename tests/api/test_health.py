@@ -79,6 +79,14 @@ async def test_readyz_database_down(make_client: Callable[..., Any]) -> None:
         assert "tinyfleet_db_up 0.0" in metrics
 
 
+async def test_unmigrated_database_is_503(database_url: str, make_client: Callable[..., Any]) -> None:
+    async with make_client(create_app(api_settings(database_url))) as client:
+        resp = await client.get("/api/v1/devices")
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "database_not_migrated"
+        assert "tinyfleet db upgrade" in resp.json()["error"]["message"]
+
+
 async def test_metrics(client: httpx.AsyncClient, seed: Seeder) -> None:
     seed.device("a", online=True)
     seed.device("b", online=True)

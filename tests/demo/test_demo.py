@@ -77,8 +77,14 @@ def test_demo_embedded_runs_and_stops_cleanly(tmp_path: Path) -> None:
         # Events arrive and keep arriving.
         first = wait_for(lambda: _total_events(api) > 0 and _total_events(api), timeout=30, interval=0.5)
         wait_for(lambda: _total_events(api) >= first + 2 * DEVICES, timeout=30, interval=0.5)
-        events = httpx.get(f"{api}/api/v1/devices/{ids[0]}/events").json()["items"]
-        assert {e["model"] for e in events} >= {"vib-anom"}
+
+        # Both streams arrive: single classification events and batches of anomaly scores.
+        def models() -> set[str] | None:
+            items = httpx.get(f"{api}/api/v1/devices/{ids[0]}/events", params={"limit": 100}).json()["items"]
+            seen = {e["model"] for e in items}
+            return seen if seen >= {"vib-cls", "vib-anom"} else None
+
+        wait_for(models, timeout=30, interval=1, message="classification and anomaly events did not both arrive")
         # Everything the simulated devices send is valid: nothing is dead-lettered.
         dead = httpx.get(f"{api}/api/v1/dead-letters").json()["items"]
         assert dead == [], f"the demo's own events were refused: {[(d['code'], d['detail']) for d in dead[:3]]}"

@@ -108,6 +108,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     orig = getattr(exc, "orig", None)
     if isinstance(orig, psycopg.DataError):  # a parameter the database could not take (out of range, NUL, …)
         return _json(422, "invalid_parameter", f"the database refused a parameter: {str(orig).strip()[:200]}")
+    if isinstance(orig, psycopg.errors.UndefinedTable):
+        log.error("database not migrated (%s); run `tinyfleet db upgrade`", str(orig).strip().splitlines()[0])
+        return _json(503, "database_not_migrated", "the database has no tinyfleet tables: run `tinyfleet db upgrade`")
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError) or isinstance(
         orig, psycopg.OperationalError
     ):
