@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -215,6 +216,19 @@ def test_ingest_worker_stores_and_stops_gracefully(
     assert code == 0, proc.stderr
     assert "stopped" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_on_a_busy_port_is_one_line(tmp_path: Path, database_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = run_cli(
+            "serve", "--port", str(port), cwd=tmp_path,
+            TINYFLEET_DATABASE_URL=database_url, TINYFLEET_TOPIC_PREFIX=f"t{secrets.token_hex(4)}/v1",
+            TINYFLEET_MQTT_SESSION_EXPIRY_S="60", TINYFLEET_MQTT_CLIENT_ID=f"cli-{secrets.token_hex(4)}",
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"tinyfleet: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_serve_is_ready_and_stops_on_sigint(tmp_path: Path, database_url: str) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Generator
 from contextlib import AsyncExitStack
@@ -125,9 +126,22 @@ class Service:
         return _Server(config)
 
     async def serve(self, stop: asyncio.Event, *, started: Callable[[], None] | None = None) -> None:
-        """Run the HTTP server until `stop` is set (or the server fails to start)."""
+        """Run the HTTP server until `stop` is set. Raises RuntimeError (one clear line) when it cannot start."""
+        host, port = self.settings.http_host, self.settings.http_port
+        try:
+            # Bound here, not by uvicorn, which answers a busy port with sys.exit().
+            sock = socket.create_server((host, port))
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         server = self.uvicorn_server()
-        serving = asyncio.create_task(server.serve(), name="tinyfleet-http")
+
+        async def run() -> None:
+            try:
+                await server.serve(sockets=[sock])
+            except SystemExit:
+                log.error("the HTTP server stopped at start-up")
+
+        serving = asyncio.create_task(run(), name="tinyfleet-http")
         stopper = asyncio.create_task(stop.wait(), name="tinyfleet-stop")
         try:
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no started event
@@ -139,10 +153,9 @@ class Service:
             server.should_exit = True
             stopper.cancel()
             await serving
+            sock.close()
         if not server.started:
-            raise RuntimeError(
-                f"the HTTP server could not listen on {self.settings.http_host}:{self.settings.http_port}"
-            )
+            raise RuntimeError(f"the HTTP server could not start on {host}:{port}")
 
 
 def install_stop_signals(stop: asyncio.Event, *, on_second: Callable[[], None] | None = None) -> None:

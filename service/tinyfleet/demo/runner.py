@@ -178,7 +178,11 @@ async def run_demo(opts: DemoOptions, overrides: dict[str, Any] | None = None) -
             }
         )
         log.info("migrating %s", database.url)
-        await asyncio.to_thread(upgrade, settings.database_url, use_timescaledb=timescale)
+        try:
+            await asyncio.to_thread(upgrade, settings.database_url, use_timescaledb=timescale)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise DemoError(f"cannot migrate the database {database.url}: {type(exc).__name__}: {first}") from None
         if stop.is_set():
             return 0
         service = await stack.enter_async_context(Service(settings))
@@ -210,7 +214,7 @@ def run(opts: DemoOptions, overrides: dict[str, Any] | None = None) -> int:
     """Synchronous entry point for the CLI."""
     try:
         return asyncio.run(run_demo(opts, overrides))
-    except (DemoError, EmbeddedUnavailableError) as exc:
+    except (DemoError, EmbeddedUnavailableError, RuntimeError) as exc:
         print(f"tinyfleet demo: {exc}", file=sys.stderr)
         return 1
 
