@@ -81,6 +81,7 @@ timescaledb: services
 	scripts/install-timescaledb.sh
 
 bench: env services timescaledb
+	scripts/ensure-system-packages.sh gcc libmosquitto-dev
 	@shopt -s nullglob; files=(bench/*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks in bench/" >&2; exit 1; fi; \
 	for f in "$${files[@]}"; do echo "==> $$f"; $(BIN)/python "$$f" $(ARGS); done
