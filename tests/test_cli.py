@@ -33,9 +33,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TINYFLEET, *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout
+        [TINYFLEET, *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=120
     )
 
 
@@ -60,7 +60,7 @@ def test_version(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", [["serve"], ["ingest"], ["db", "upgrade"], ["demo"]])
 def test_prod_without_admin_key_exits_2_with_one_line(tmp_path: Path, command: list[str]) -> None:
-    result = run_cli(*command, cwd=tmp_path, TINYFLEET_ENV="prod", timeout=60)
+    result = run_cli(*command, cwd=tmp_path, TINYFLEET_ENV="prod")
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -27,7 +27,7 @@ def api_settings(database_url: str, **kw: Any) -> Settings:
         "mqtt_client_id": f"test-api-{secrets.token_hex(4)}",
     }
     base.update(kw)
-    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **base)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -18,8 +20,8 @@ def _assert_error(resp: httpx.Response, status: int, code: str) -> dict[str, str
     return body["error"]  # type: ignore[no-any-return]
 
 
-async def _all_pages(client: httpx.AsyncClient, url: str, **params: object) -> list[list[dict[str, object]]]:
-    pages: list[list[dict[str, object]]] = []
+async def _all_pages(client: httpx.AsyncClient, url: str, **params: Any) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
     cursor: str | None = None
     while True:
         query = dict(params)
@@ -107,7 +109,7 @@ async def test_invalid_device_id_is_422(
         {"online": "maybe"},
     ],
 )
-async def test_bad_query_params_are_422(client: httpx.AsyncClient, migrated_db: str, params: dict[str, object]) -> None:
+async def test_bad_query_params_are_422(client: httpx.AsyncClient, migrated_db: str, params: dict[str, Any]) -> None:
     _assert_error(await client.get("/api/v1/devices", params=params), 422, "validation_error")
 
 

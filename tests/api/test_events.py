@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -79,7 +80,7 @@ async def test_events_time_range_and_filters(client: httpx.AsyncClient, events_s
     ],
 )
 async def test_events_bad_params(
-    client: httpx.AsyncClient, events_seeded: Seeder, params: dict[str, object], code: str
+    client: httpx.AsyncClient, events_seeded: Seeder, params: dict[str, Any], code: str
 ) -> None:
     _assert_error(await client.get("/api/v1/devices/m1/events", params=params), 422, code)
 

@@ -58,7 +58,7 @@ def seeded_database(make_database: Callable[[], str]) -> Iterator[None]:
 
 @schema.parametrize()
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_and_never_5xx(case: schemathesis.Case) -> None:
+def test_api_conforms_and_never_5xx(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
     # Every check but positive-data acceptance: a random cursor, or a range of more than 10,000 buckets, is
     # schema-valid yet rightly refused (422), which the schema cannot express.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.support.instances import free_port, wait_for
