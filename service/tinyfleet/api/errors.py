@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tinyfleet.store.queries import InvalidCursor
 from tinyfleet.wire.errors import WireError
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, exc.code, exc.message, exc.details)
 
 
+async def _invalid_cursor(_request: Request, exc: Exception) -> JSONResponse:
+    return _json(422, "invalid_cursor", f"invalid cursor: {exc}; pass back the next_cursor of a previous page")
+
+
 async def _wire_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WireError)
     return _json(422, exc.code.value, exc.detail)
@@ -127,6 +132,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(WireError, _wire_error)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)

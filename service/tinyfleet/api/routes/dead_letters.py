@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tinyfleet.api.deps import SessionDep
-from tinyfleet.api.errors import InvalidParameterError
 from tinyfleet.api.params import (
     DEFAULT_PAGE,
     TEXT_FILTER_PATTERN,
@@ -42,10 +41,7 @@ async def list_dead_letters(
     cursor: Cursor = None,
 ) -> DeadLettersPublic:
     check_device_id(device_id)
-    try:
-        page = await queries.list_dead_letters(
-            session, code=code, device_id=device_id, since=as_utc(since), limit=limit, cursor=cursor
-        )
-    except queries.InvalidCursor as exc:
-        raise InvalidParameterError(f"invalid cursor: {exc}", code="invalid_cursor") from None
+    page = await queries.list_dead_letters(
+        session, code=code, device_id=device_id, since=as_utc(since), limit=limit, cursor=cursor
+    )
     return DeadLettersPublic(items=[DeadLetterPublic.from_row(d) for d in page.items], next_cursor=page.next_cursor)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tinyfleet.api.deps import DeviceIdDep, SessionDep
-from tinyfleet.api.errors import InvalidParameterError, NotFoundError
+from tinyfleet.api.errors import NotFoundError
 from tinyfleet.api.params import DEFAULT_PAGE, Cursor, Limit, ModelFilter, Since, Until, as_utc, check_range
 from tinyfleet.api.routes import API_PREFIX
 from tinyfleet.api.schemas import DevicePublic, DevicesPublic, ErrorResponse, EventPublic, EventsPublic
@@ -23,10 +23,7 @@ async def list_devices(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> DevicesPublic:
-    try:
-        page = await queries.list_devices(session, online=online, limit=limit, cursor=cursor)
-    except queries.InvalidCursor as exc:
-        raise InvalidParameterError(f"invalid cursor: {exc}", code="invalid_cursor") from None
+    page = await queries.list_devices(session, online=online, limit=limit, cursor=cursor)
     return DevicesPublic(items=[DevicePublic.model_validate(d) for d in page.items], next_cursor=page.next_cursor)
 
 
@@ -55,13 +52,10 @@ async def list_device_events(
     check_range(since, until)
     if await queries.get_device(session, device_id) is None:
         raise NotFoundError(f"device {device_id!r} not found")
-    try:
-        page = await queries.list_events(
-            session, device_id, since=since, until=until, model=model, label=label, kind=kind,
-            limit=limit, cursor=cursor,
-        )  # fmt: skip
-    except (queries.InvalidCursor, OverflowError) as exc:
-        raise InvalidParameterError(f"invalid cursor: {exc}", code="invalid_cursor") from None
+    page = await queries.list_events(
+        session, device_id, since=since, until=until, model=model, label=label, kind=kind,
+        limit=limit, cursor=cursor,
+    )  # fmt: skip
     return EventsPublic(items=[EventPublic.model_validate(e) for e in page.items], next_cursor=page.next_cursor)
 
 
