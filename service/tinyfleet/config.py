@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     retention_events_days: Annotated[int, Field(ge=0, description="0 keeps events forever")] = 90
     retention_telemetry_days: Annotated[int, Field(ge=0)] = 30
     retention_dead_letters_days: Annotated[int, Field(ge=0)] = 30
-    dedup_window_days: Annotated[int, Field(ge=1, description="How long (device, boot, seq) of clockless events are kept")] = 7
+    dedup_window_days: Annotated[
+        int, Field(ge=1, description="How long (device, boot, seq) of clockless events are kept")
+    ] = 7
     maintenance_interval_s: Annotated[float, Field(gt=0)] = 300.0
     use_timescaledb: Annotated[bool, Field(description="Create the extension and hypertables when available")] = True
 
@@ -88,7 +90,9 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_is_topic_levels(cls, value: str) -> str:
         if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "+#\0"):
-            raise ValueError("topic_prefix must be plain topic levels like 'tf/v1' (no wildcards, no leading/trailing /)")
+            raise ValueError(
+                "topic_prefix must be plain topic levels like 'tf/v1' (no wildcards, no leading/trailing /)"
+            )
         return value
 
     @field_validator("database_url")
@@ -135,14 +139,14 @@ class Settings(BaseSettings):
 
 
 def to_sqlalchemy_url(url: str, driver: str = "psycopg") -> str:
-    scheme, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"not a URL: {url!r}")
     return f"postgresql+{driver}://{rest}"
 
 
 def to_libpq_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"not a URL: {url!r}")
     return f"postgresql://{rest}"
