@@ -114,6 +114,12 @@ class IngestService:
             on_db_error=self._on_db_error,
         )
         self._writer.start()
+        try:
+            # Take no message from the broker before there is somewhere to write it.
+            self._writer.wait_ready()
+        except WriterGone as exc:
+            self._writer.close(timeout=1.0)
+            raise IngestError(str(exc)) from exc
         self._writer_thread = threading.Thread(target=self._writer_main, name="tinyfleet-ingest-writer", daemon=True)
         self._writer_thread.start()
         ep = self.settings.mqtt

@@ -8,18 +8,23 @@ of raw messages (one pickled list, ~0.2 µs per message) and acknowledges what t
 Protocol over a duplex pipe, one batch at a time (acknowledgements must follow the order of receipt):
 parent → child ``("batch", id, [(topic, payload, received_ms, retained), ...])`` or ``("stop",)``;
 child → parent ``("db_error", text)`` while it retries, then ``("done", id, BatchOutcome)``.
-The child ignores SIGINT/SIGTERM (the parent drains it) and exits when the parent goes away.
+The child ignores SIGINT/SIGTERM (the parent drains it) and exits when the parent goes away. It is started
+as `python -m tinyfleet.ingest.writer_main FD CONFIG` over an inherited socket pair rather than with
+multiprocessing's spawn, which would re-import the embedding program's main module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -63,10 +68,16 @@ class WriterConfig:
 def _child_main(conn: Connection, config: WriterConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.stdin.close()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     decoder = BatchDecoder(config.topic_prefix, strict=config.strict)
     writer = BatchWriter(config.conninfo, application_name=config.application_name)
     try:
+        try:
+            writer.connect()
+        except psycopg.Error as exc:  # the first batch retries; the parent need not wait for the database
+            log.warning("database not reachable yet: %s", exc)
+        conn.send(("ready",))
         while True:
             try:
                 msg = conn.recv()
@@ -137,24 +148,38 @@ class WriterProcess:
 
     def __init__(self, config: WriterConfig, *, on_db_error: Any = None) -> None:
         self._config = config
-        self._ctx = multiprocessing.get_context("spawn")
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._next_id = 0
         self._on_db_error = on_db_error
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(
-            target=_child_main, args=(child, self._config), name="tinyfleet-ingest-writer", daemon=True
-        )
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        parent, child = socket.socketpair()
+        config_json = json.dumps(asdict(self._config))
+        with child:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "tinyfleet.ingest.writer_main", str(child.fileno()), config_json],
+                pass_fds=[child.fileno()],
+                close_fds=True,
+            )
+        self._conn = Connection(parent.detach())
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the child has started and tried its first database connection."""
+        if self._conn is None:
+            raise WriterGone("writer process not started")
+        try:
+            if self._conn.poll(timeout):
+                msg = self._conn.recv()
+                if msg[0] == "ready":
+                    return
+        except (EOFError, OSError) as exc:
+            raise WriterGone(f"writer process failed to start: {exc}") from exc
+        raise WriterGone(f"writer process not ready within {timeout:.0f} s")
 
     def submit(self, messages: Sequence[RawMessage]) -> BatchOutcome:
         """Decode, write and commit one batch in the child; returns once it is committed.
@@ -181,7 +206,7 @@ class WriterProcess:
                     continue
                 if kind == "stopped":
                     raise WriterStopping("stopped before the batch could be committed")
-        except (EOFError, OSError, BrokenPipeError) as exc:
+        except (EOFError, OSError) as exc:
             raise WriterGone(f"writer process went away: {exc}") from exc
 
     def request_stop(self) -> None:
@@ -193,18 +218,21 @@ class WriterProcess:
     def restart(self) -> None:
         self.close(timeout=1.0)
         self.start()
+        self.wait_ready()
 
     def close(self, timeout: float = 10.0) -> None:
         if self._conn is not None:
             self.request_stop()
         if self._proc is not None:
-            self._proc.join(timeout)
-            if self._proc.is_alive():
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
                 self._proc.kill()
-                self._proc.join(2)
+                self._proc.wait(2)
         if self._conn is not None:
             self._conn.close()
-        self._proc = self._conn = None
+        self._proc = None
+        self._conn = None
 
 
 def wait_alive(proc: WriterProcess, timeout: float = 10.0) -> bool:
@@ -214,3 +242,8 @@ def wait_alive(proc: WriterProcess, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return proc.alive
+
+
+def main(argv: list[str]) -> None:
+    fd, config = int(argv[0]), WriterConfig(**json.loads(argv[1]))
+    _child_main(Connection(fd), config)
