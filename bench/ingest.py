@@ -293,8 +293,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import psycopg
-    from tests.support.instances import MosquittoInstance
 
+    from tests.support.instances import MosquittoInstance
     from tinyfleet.store.migrate import upgrade
 
     binary = build_loadgen(ROOT / ".tinyfleet" / "bench")

@@ -12,8 +12,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from tests.conftest import MQTT_HOST, MQTT_PORT
 
+from tests.conftest import MQTT_HOST, MQTT_PORT
 from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
 from tinyfleet.store.migrate import upgrade

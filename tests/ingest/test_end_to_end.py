@@ -11,9 +11,9 @@ from typing import Any
 
 import cbor2
 import pytest
+
 from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.ingest.conftest import Publisher, make_settings, rows, scalar, wait_until
-
 from tinyfleet.wire import (
     Caps,
     DeviceState,

@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from tests.ingest.conftest import Publisher, make_settings, scalar, wait_until
 from tests.support.instances import MosquittoInstance, PostgresInstance
-
 from tinyfleet.store.migrate import upgrade
 from tinyfleet.wire import Event, encode_event
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,14 +221,15 @@ class BatchWriter:
                 self._conn.close()
             self._conn = None
 
-    def write(self, batch: PreparedBatch) -> WriteResult:
-        """Write and commit the whole batch; raises psycopg.Error (the transaction is rolled back)."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection for one transaction: committed on success, rolled back (or dropped) on error."""
         if self._conn is None or self._conn.closed:
             self.connect()
         conn = self._conn
         assert conn is not None
         try:
-            result = self._write(conn, batch)
+            yield conn
             conn.commit()
         except BaseException:
             if not conn.closed:
@@ -237,18 +238,21 @@ class BatchWriter:
                 except psycopg.Error:
                     self.close()
             raise
-        return result
+
+    def write(self, batch: PreparedBatch) -> WriteResult:
+        """Write and commit the whole batch; raises psycopg.Error (the transaction is rolled back)."""
+        with self._transaction() as conn:
+            return self._write(conn, batch)
 
     def write_isolated(self, batch: PreparedBatch) -> tuple[WriteResult, list[DeadLetterRow]]:
-        """Fallback after a data error: write row by row in savepoints; rows the database refuses become
+        """Fallback after a data error: probe row by row in savepoints; rows the database refuses become
         dead letters (code `db_rejected`) so one poison row cannot block the stream."""
-        if self._conn is None or self._conn.closed:
-            self.connect()
-        conn = self._conn
-        assert conn is not None
         refused: list[DeadLetterRow] = []
         ok = PreparedBatch(touched=batch.touched, clockless=batch.clockless)
-        try:
+        with self._transaction() as conn:
+            # Open the transaction first, so that each probe below is a SAVEPOINT inside it (psycopg's
+            # transaction() on an idle connection would BEGIN and COMMIT instead).
+            conn.execute("SELECT 1")
             for kind, rows, sources in (
                 ("events", batch.event_rows, batch.event_sources),
                 ("telemetry", batch.telemetry_rows, batch.telemetry_sources),
@@ -261,32 +265,33 @@ class BatchWriter:
                     )
                     try:
                         with conn.transaction():
+                            conn.execute("TRUNCATE ingest_events, ingest_telemetry")
                             self._write_rows(conn, probe)
                     except psycopg.DataError as exc:
                         refused.append(_refused_row(kind, row, source, exc))
                         continue
-                    (ok.event_rows if kind == "events" else ok.telemetry_rows).append(row)
+                    if kind == "events":
+                        ok.event_rows.append(row)
+                        ok.event_sources.append(source)
+                    else:
+                        ok.telemetry_rows.append(row)
+                        ok.telemetry_sources.append(source)
             for state in batch.states:
                 try:
                     with conn.transaction(), conn.cursor() as cur:
                         cur.execute(UPSERT_STATE_SQL, state.params())
                 except psycopg.DataError as exc:
+                    detail = f"state refused by the database: {exc}".strip()[:2000]
                     refused.append(
-                        DeadLetterRow(state.received_ms, "state", state.device_id, b"", "db_rejected", str(exc))
+                        DeadLetterRow(
+                            state.received_ms, state.topic, state.device_id, state.payload, "db_rejected", detail
+                        )
                     )
                     continue
                 ok.states.append(state)
-            conn.rollback()
+            conn.rollback()  # the probes only sorted the rows; write the good ones for real
             ok.dead_letters = [*batch.dead_letters, *refused]
             result = self._write(conn, ok)
-            conn.commit()
-        except BaseException:
-            if not conn.closed:
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    self.close()
-            raise
         return result, refused
 
     def _write(self, conn: psycopg.Connection[Any], batch: PreparedBatch) -> WriteResult:
