@@ -286,7 +286,7 @@ def validate_record(
     out: dict[str, Any] = {}
     unknown: dict[str, Any] = {}
     for i, spec in enumerate(ordered):
-        if i == 1 and not known.issuperset(m):
+        if i == 1 and any(k not in known for k in m):
             unknown = unknown_keys(m, known, other, strict, prefix.rstrip("."))
         k = spec.name if json_form else spec.key
         field = f"{prefix}{spec.name}"

