@@ -201,7 +201,9 @@ def test_ingest_worker_stores_and_stops_gracefully(
         TINYFLEET_TOPIC_PREFIX=prefix,
         TINYFLEET_MQTT_SESSION_EXPIRY_S="60",
     )
-    proc = Proc(["ingest", "--client-id", f"cli-{secrets.token_hex(4)}"], tmp_path, env)
+    metrics_port = free_port()
+    args = ["ingest", "--client-id", f"cli-{secrets.token_hex(4)}", "--metrics-port", str(metrics_port)]
+    proc = Proc(args, tmp_path, env)
     try:
         proc.wait_for_line("connected to MQTT")
         time.sleep(0.3)  # subscriptions acknowledged
@@ -210,6 +212,8 @@ def test_ingest_worker_stores_and_stops_gracefully(
             wait_for(lambda: _count_events(database_url) == 50, timeout=20)
         except TimeoutError:
             pytest.fail(f"{_count_events(database_url)} of 50 events stored; worker: {proc.stderr}")
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert "tinyfleet_events_stored_total 50.0" in metrics
         code = proc.stop(stop_signal)
     finally:
         proc.kill()

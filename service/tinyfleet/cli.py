@@ -120,8 +120,11 @@ def ingest(
         str | None, typer.Option(help="MQTT 5 shared-subscription group: workers of one group split the load")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve this worker's Prometheus metrics on this port")
+    ] = None,
 ) -> None:
-    """Run an ingest worker alone (no HTTP), e.g. to scale out. SIGTERM/SIGINT drain the current batch."""
+    """Run an ingest worker alone (no API), e.g. to scale out. SIGTERM/SIGINT drain the current batch."""
     settings = get_settings(mqtt_client_id=client_id, mqtt_shared_group=shared_group, log_level=log_level)
     from tinyfleet.app import Service, install_stop_signals
 
@@ -130,6 +133,11 @@ def ingest(
         install_stop_signals(stop, on_second=_force_exit)
         async with Service(settings, http=False, maintenance=False) as service:
             assert service.ingest is not None
+            if metrics_port is not None:
+                from prometheus_client import start_http_server
+
+                start_http_server(metrics_port, addr=settings.http_host, registry=service.ingest.metrics.registry)
+                log.info("metrics on http://%s:%d/metrics", settings.http_host, metrics_port)
             log.info(
                 "ingest worker %s running (broker %s%s); stop with SIGTERM or Ctrl-C",
                 service.ingest.client_id,
