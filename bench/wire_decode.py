@@ -17,6 +17,7 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
 import cbor2
@@ -28,13 +29,6 @@ EXAMPLE_JSON = (
     b'{"v":1,"ts":1764072000000,"seq":5,"boot":3,"model":"vib-cls","mver":4,"kind":0,"label":3,"score":0.93,"lat":2500}'
 )
 NOW_MS = 1_764_072_000_000
-
-
-def best_us(fn: Callable[[], Any], *, per_call: int, number: int, repeat: int) -> float:
-    """Best time of ``repeat`` runs of ``number`` calls, in µs per item (``per_call`` items a call)."""
-    timer = timeit.Timer(fn)
-    times = timer.repeat(repeat=repeat, number=number)
-    return min(times) / number / per_call * 1e6
 
 
 def main(argv: list[str]) -> int:
@@ -71,7 +65,8 @@ def main(argv: list[str]) -> int:
                 "cbor_single_target_met": ok,
                 "payload_bytes": {"cbor_single": len(EXAMPLE), "json_single": len(EXAMPLE_JSON)},
                 "python": platform.python_version(),
-                "cbor2": getattr(cbor2, "__version__", "?"),
+                "cbor2": version("cbor2"),
+                "msgspec": version("msgspec"),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
         )
