@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tinyfleet.wire import (
     Caps,
     DeviceState,
+    ErrorCode,
     Event,
     Telemetry,
+    WireError,
     decode_events,
     decode_state,
     decode_telemetry,
@@ -26,10 +29,29 @@ from .strategies import U32, events, extras, text
 SETTINGS = settings(max_examples=400, deadline=None)
 
 
+def encode_within_limits(event: Event, **kw: Any) -> bytes:
+    """encode_event, for generated events that fit a single-event payload (JSON is the larger form)."""
+    try:
+        return encode_event(event, **kw)
+    except WireError as exc:
+        if exc.code is not ErrorCode.EVENT_TOO_LARGE:
+            raise
+        assume(False)
+        raise
+
+
+def test_encoder_refuses_an_event_the_decoder_would_refuse_for_its_size() -> None:
+    big = Event(seq=1, boot=1, model="m", kind=2, val=[0.123456789012345] * 64)
+    assert len(encode_event(big)) < 1024  # CBOR: 9 bytes a float64
+    with pytest.raises(WireError) as err:  # JSON: 17 digits a value
+        encode_event(big, fmt="json")
+    assert err.value.code is ErrorCode.EVENT_TOO_LARGE
+
+
 @SETTINGS
 @given(events())
 def test_cbor_round_trip(event: Event) -> None:
-    payload = encode_event(event)
+    payload = encode_within_limits(event)
     r = decode_events(payload)
     assert r.events == [event]
     assert not r.is_batch
@@ -39,7 +61,7 @@ def test_cbor_round_trip(event: Event) -> None:
 @SETTINGS
 @given(events(float32_scores=False))
 def test_json_round_trip(event: Event) -> None:
-    payload = encode_event(event, fmt="json")
+    payload = encode_within_limits(event, fmt="json")
     assert decode_events(payload).events == [event]
 
 
@@ -55,7 +77,7 @@ def test_batch_round_trip(batch: list[Event], fmt: Any) -> None:
 @SETTINGS
 @given(events(float32_scores=False), st.sampled_from(["cbor", "json"]))
 def test_uint8_scores_round_trip_within_quantization(event: Event, fmt: Any) -> None:
-    r = decode_events(encode_event(event, fmt=fmt, score_uint8=True))
+    r = decode_events(encode_within_limits(event, fmt=fmt, score_uint8=True))
     (got,) = r.events
     if event.score is not None:
         assert got.score is not None
@@ -70,7 +92,7 @@ def test_uint8_scores_round_trip_within_quantization(event: Event, fmt: Any) -> 
 @SETTINGS
 @given(events(float32_scores=False))
 def test_cbor_score_is_float32(event: Event) -> None:
-    (got,) = decode_events(encode_event(event)).events
+    (got,) = decode_events(encode_within_limits(event)).events
     if event.score is not None:
         assert got.score is not None
         assert abs(got.score - event.score) <= 2**-24

@@ -136,41 +136,44 @@ def load_payload(payload: bytes, max_bytes: int) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- encoder
+# Encoding is cbor2's, in canonical mode (RFC 7049 §3.9 / RFC 8949 §4.2: definite lengths, shortest integer
+# heads, map keys sorted by their encoding). Only the width of floats is ours: cbor2 picks the shortest exact
+# form, float16 included, whereas the contract fixes scores at float32 (rounded) and never writes float16, so
+# floats travel as the markers below and cbor2 calls `_default` to write them.
 _pack_f32 = struct.Struct(">Bf").pack
 _pack_f64 = struct.Struct(">Bd").pack
 _unpack_f32 = struct.Struct(">f").unpack
 _pack_plain_f32 = struct.Struct(">f").pack
 
 
-def _head(major: int, n: int) -> bytes:
-    mt = major << 5
-    if n < 24:
-        return bytes((mt | n,))
-    if n <= 0xFF:
-        return bytes((mt | 24, n))
-    if n <= 0xFFFF:
-        return bytes((mt | 25,)) + n.to_bytes(2, "big")
-    if n <= 0xFFFF_FFFF:
-        return bytes((mt | 26,)) + n.to_bytes(4, "big")
-    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+class F32:
+    """A float to encode as float32, rounded to nearest (scores)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
 
 
-def enc_int(n: int) -> bytes:
-    return _head(0, n) if n >= 0 else _head(1, -1 - n)
+class Float:
+    """A float to encode as float32 when that holds it exactly, else float64."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
 
 
-def enc_text(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return _head(3, len(b)) + b
+def _default(encoder: Any, value: Any) -> None:
+    if type(value) is F32:
+        encoder.write(_pack_f32(0xFA, value.value))
+    elif type(value) is Float:
+        encoder.write(_float_bytes(value.value))
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def enc_f32(x: float) -> bytes:
-    """Float32, rounded to nearest (the rule for scores)."""
-    return _pack_f32(0xFA, x)
-
-
-def enc_float(x: float) -> bytes:
-    """Float32 when that holds the value exactly, else float64 (never float16)."""
+def _float_bytes(x: float) -> bytes:
     try:
         if _unpack_f32(_pack_plain_f32(x))[0] == x:
             return _pack_f32(0xFA, x)
@@ -179,41 +182,24 @@ def enc_float(x: float) -> bytes:
     return _pack_f64(0xFB, x)
 
 
+def wrap_floats(v: Any) -> Any:
+    """Replace the floats of an extras value (and of its lists/maps) by `Float` markers."""
+    if type(v) is float:
+        return Float(v)
+    if isinstance(v, list | tuple):
+        return [wrap_floats(e) for e in v]
+    if isinstance(v, dict):
+        return {k: wrap_floats(e) for k, e in v.items()}
+    return v
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical CBOR of a value built from ints, text, bools, None, lists, maps and F32/Float markers."""
+    return cbor2.dumps(obj, canonical=True, default=_default)
+
+
 def x_key_order(k: str) -> tuple[int, bytes]:
-    """Deterministic map-key order of RFC 8949 §4.2.1 for text keys: shorter first, then bytewise."""
+    """The canonical order of text map keys (what cbor2's canonical mode writes): shorter first, then
+    bytewise. Used to give JSON the same key order."""
     b = k.encode("utf-8")
     return (len(b), b)
-
-
-def enc_value(v: Any) -> bytes:
-    """Canonical encoding of an extras value or a list/map of them (keys sorted as in RFC 8949 §4.2.1)."""
-    if v is None:
-        return b"\xf6"
-    if v is True:
-        return b"\xf5"
-    if v is False:
-        return b"\xf4"
-    if isinstance(v, int):
-        return enc_int(v)
-    if isinstance(v, float):
-        return enc_float(v)
-    if isinstance(v, str):
-        return enc_text(v)
-    if isinstance(v, list | tuple):
-        return _head(4, len(v)) + b"".join(enc_value(e) for e in v)
-    if isinstance(v, dict):
-        return enc_text_map(v)
-    raise TypeError(f"cannot encode {type(v).__name__}")
-
-
-def enc_text_map(m: dict[str, Any]) -> bytes:
-    keys = sorted(m, key=x_key_order)
-    return _head(5, len(keys)) + b"".join(enc_text(k) + enc_value(m[k]) for k in keys)
-
-
-def enc_map_head(n: int) -> bytes:
-    return _head(5, n)
-
-
-def enc_array_head(n: int) -> bytes:
-    return _head(4, n)

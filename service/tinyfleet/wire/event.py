@@ -25,7 +25,7 @@ from ._checks import (
     fail_uint,
     unknown_keys,
 )
-from ._codec import enc_array_head, enc_f32, enc_float, enc_int, enc_map_head, enc_text, enc_text_map
+from ._codec import F32, Float, dumps, wrap_floats
 from .errors import ErrorCode, WireError
 from .limits import DEFAULT_LIMITS, I64_MAX, I64_MIN, TS_FLOOR_MS, TS_MAX_MS, U16, U32, Limits
 
@@ -581,36 +581,27 @@ def _name_dict(event: Event, score_uint8: bool) -> dict[str, Any]:
     return d
 
 
-def _cbor_event(event: Event, score_uint8: bool) -> bytes:
-    parts: list[bytes] = []
-    n = 0
+def _cbor_event(event: Event, score_uint8: bool) -> dict[int, Any]:
+    """The event as the integer-keyed map `dumps` writes canonically."""
+    out: dict[int, Any] = {}
     for key, name in enumerate(EVENT_FIELDS):
         value = getattr(event, name)
         if value is None:
             continue
-        n += 1
-        parts.append(bytes((key,)))
-        if name == "model":
-            parts.append(enc_text(value) if type(value) is str else enc_int(value))
-        elif name == "score":
-            parts.append(enc_int(_q(value)) if score_uint8 else enc_f32(value))
+        if name == "score":
+            value = _q(value) if score_uint8 else F32(value)
         elif name == "anom":
-            parts.append(enc_float(float(value)))
+            value = Float(float(value))
         elif name == "val":
-            if isinstance(value, list | tuple):
-                parts.append(enc_array_head(len(value)))
-                parts.extend(enc_float(float(e)) for e in value)
-            else:
-                parts.append(enc_float(float(value)))
+            value = [Float(float(e)) for e in value] if isinstance(value, list | tuple) else Float(float(value))
         elif name == "top":
-            parts.append(enc_array_head(len(value)))
-            for lab, s in value:
-                parts.append(b"\x82" + enc_int(lab) + (enc_int(_q(s)) if score_uint8 else enc_f32(s)))
+            value = [[lab, _q(s) if score_uint8 else F32(s)] for lab, s in value]
         elif name == "x":
-            parts.append(enc_text_map(value))
-        else:
-            parts.append(enc_int(value))
-    return enc_map_head(n) + b"".join(parts)
+            value = wrap_floats(value)
+        elif name == "kind":
+            value = int(value)
+        out[key] = value
+    return out
 
 
 def encode_event(event: Event, *, fmt: Literal["cbor", "json"] = "cbor", score_uint8: bool = False) -> bytes:
@@ -618,10 +609,17 @@ def encode_event(event: Event, *, fmt: Literal["cbor", "json"] = "cbor", score_u
     event breaks the contract."""
     _check_for_encoding(event)
     if fmt == "cbor":
-        return _cbor_event(event, score_uint8)
-    if fmt == "json":
-        return msgspec.json.encode(_name_dict(event, score_uint8))
-    raise ValueError(f"unknown format {fmt!r}")
+        out = dumps(_cbor_event(event, score_uint8))
+    elif fmt == "json":
+        out = msgspec.json.encode(_name_dict(event, score_uint8))
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    if len(out) > DEFAULT_LIMITS.max_event_bytes:  # the decoder bounds a single event's payload
+        raise WireError(
+            ErrorCode.EVENT_TOO_LARGE,
+            f"event encodes to {len(out)} bytes in {fmt}, the limit is {DEFAULT_LIMITS.max_event_bytes}",
+        )
+    return out
 
 
 def encode_events(
@@ -643,7 +641,7 @@ def encode_events(
         except WireError as exc:
             raise exc.with_index(i) from None
     if fmt == "cbor":
-        return enc_array_head(len(evs)) + b"".join(_cbor_event(e, score_uint8) for e in evs)
+        return dumps([_cbor_event(e, score_uint8) for e in evs])
     if fmt == "json":
         return msgspec.json.encode([_name_dict(e, score_uint8) for e in evs])
     raise ValueError(f"unknown format {fmt!r}")

@@ -132,29 +132,14 @@ def encode_state(state: DeviceState | None, *, fmt: Literal["cbor", "json"] = "c
         return msgspec.json.encode(d)
     if fmt != "cbor":
         raise ValueError(f"unknown format {fmt!r}")
-    parts: list[bytes] = []
+    out: dict[int, Any] = {}
     for key, name in STATE_FIELDS.items():
         if name not in d:
             continue
         v = d[name]
-        parts.append(bytes((key,)))
         if name == "caps":
-            cparts: list[bytes] = []
-            for ck, cn in CAPS_FIELDS.items():
-                if cn in v:
-                    cv = v[cn]
-                    cparts.append(bytes((ck,)))
-                    if cn == "ops":
-                        cparts.append(_codec.enc_array_head(len(cv)) + b"".join(_codec.enc_text(o) for o in cv))
-                    else:
-                        cparts.append(_codec.enc_int(cv))
-            parts.append(_codec.enc_map_head(len(cparts) // 2) + b"".join(cparts))
+            v = {ck: v[cn] for ck, cn in CAPS_FIELDS.items() if cn in v}
         elif name == "x":
-            parts.append(_codec.enc_text_map(v))
-        elif name == "online":
-            parts.append(b"\xf5" if v else b"\xf4")
-        elif isinstance(v, str):
-            parts.append(_codec.enc_text(v))
-        else:
-            parts.append(_codec.enc_int(v))
-    return _codec.enc_map_head(len(parts) // 2) + b"".join(parts)
+            v = _codec.wrap_floats(v)
+        out[key] = v
+    return _codec.dumps(out)

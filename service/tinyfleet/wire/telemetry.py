@@ -89,11 +89,5 @@ def encode_telemetry(tel: Telemetry, *, fmt: Literal["cbor", "json"] = "cbor") -
         return msgspec.json.encode(out)
     if fmt != "cbor":
         raise ValueError(f"unknown format {fmt!r}")
-    parts: list[bytes] = []
-    for key, name in TELEMETRY_FIELDS.items():
-        v = d[name]
-        if v is None:
-            continue
-        parts.append(bytes((key,)))
-        parts.append(_codec.enc_text_map(v) if key == _X else _codec.enc_int(v))
-    return _codec.enc_map_head(len(parts) // 2) + b"".join(parts)
+    cbor_map = {key: _codec.wrap_floats(d[name]) for key, name in TELEMETRY_FIELDS.items() if d[name] is not None}
+    return _codec.dumps(cbor_map)
