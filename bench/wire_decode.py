@@ -52,17 +52,16 @@ def main(argv: list[str]) -> int:
         times = timer.repeat(repeat=repeat, number=number // per_call)
         results[name] = round(min(times) / (number // per_call) / per_call * 1e6, 3)
         print(f"{name:18s} {results[name]:7.3f} µs/event")
-    target = 2.5
-    ok = results["cbor_single"] <= target
-    print(f"cbor_single target ≤ {target} µs: {'met' if ok else 'NOT met'}")
+    # Baseline of the same run: cbor2 parsing alone; the rest of decode_events is validation.
+    ratio = round(results["cbor_single"] / results["cbor2_loads_only"], 2)
+    print(f"cbor_single / cbor2.loads: {ratio}x")
     print(
         json.dumps(
             {
                 "bench": "wire_decode",
                 "unit": "us_per_event",
                 **results,
-                "cbor_single_target_us": target,
-                "cbor_single_target_met": ok,
+                "ratio_to_cbor2_loads": ratio,
                 "payload_bytes": {"cbor_single": len(EXAMPLE), "json_single": len(EXAMPLE_JSON)},
                 "python": platform.python_version(),
                 "cbor2": version("cbor2"),

@@ -15,7 +15,6 @@ from tinyfleet.wire import (
     DEFAULT_LIMITS,
     EVENT_FIELDS,
     WireError,
-    _codec,
     decode_events,
     decode_state,
     decode_telemetry,
@@ -197,21 +196,3 @@ def test_large_inputs_fail_fast(limit_kind: str) -> None:
         payload = b"\x81" + b"\x00" * DEFAULT_LIMITS.max_message_bytes
     with pytest.raises(WireError):
         decode_events(payload)
-
-
-@SETTINGS
-@given(near_valid_maps(), st.booleans())
-def test_single_cbor_fast_path_agrees_with_reference(m: dict[str, Any], strict: bool) -> None:
-    """decode_events inlines the fast checks for one CBOR event: same outcome as the reference."""
-    cbor_form = {EVENT_FIELDS.index(k) if k in EVENT_FIELDS else k: v for k, v in m.items()}
-    try:
-        payload = cbor2.dumps(cbor_form)
-    except Exception:
-        return
-    try:
-        got: Any = ("ok", decode_events(payload, strict=strict, now_ms=1_764_072_000_000).events[0])
-    except WireError as exc:
-        got = ("err", exc.code, exc.field, exc.detail)
-    if len(payload) > DEFAULT_LIMITS.max_event_bytes:
-        return
-    assert got == _outcome(event_mod._reference_cbor, _codec.loads_cbor(payload), strict)

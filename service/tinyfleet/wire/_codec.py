@@ -58,15 +58,12 @@ _BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256,
 _SEMANTIC: dict[int, Any] = {t: _semantic(t) for t in _BUILTIN_TAGS}
 _SEMANTIC[55799] = _transparent
 
-# Trailing-bytes detection without a stream: decode ``[payload, sentinel]`` where the sentinel is a float64
-# whose 52 mantissa bits are random per process. The result is ``[item, nonce]`` exactly when the payload
-# is one complete item: CBOR items are self-delimiting, so the sentinel lands second only if the payload
-# item ends where the payload ends, and bytes after the item cannot forge a value they do not know. Anything
-# else falls back to the exact (slower) stream decoder, which tells malformed from trailing bytes. (A float
-# rather than a byte string: floats come from a free list, which makes the check a little cheaper.)
-_NONCE_BITS = 0x3FF0_0000_0000_0000 | (int.from_bytes(os.urandom(8), "big") & ((1 << 52) - 1))
-_NONCE: float = struct.unpack(">d", _NONCE_BITS.to_bytes(8, "big"))[0]  # in [1, 2): finite, never NaN
-_SENTINEL = b"\xfb" + struct.pack(">d", _NONCE)
+# Trailing-bytes detection without a stream: decode ``[payload, sentinel]`` where the sentinel is a byte
+# string holding a per-process random nonce. The result is ``[item, nonce]`` exactly when the payload is
+# one complete item (CBOR items are self-delimiting and the sender cannot know the nonce); anything else
+# falls back to the exact (slower) stream decoder, which tells malformed from trailing bytes.
+_NONCE = os.urandom(16)
+_SENTINEL = b"\x50" + _NONCE
 _loads = cbor2.loads
 
 

@@ -387,122 +387,15 @@ def decode_events(
     of a batch lands in ``rejects`` (with its index) while the valid events of the batch are kept.
     ``now_ms`` (the receiver's clock) enables the ``ts_in_future`` check.
     """
-    # Fast path for the hot case, one CBOR event (a map, major type 5) within the size limit: the checks of
-    # the fast validator (``fast`` in _make_validator, CBOR keys as literals) inlined, which saves a call and
-    # ~4 % of a decode. Anything unusual or invalid goes to the general path, where the reference validator
-    # decides. Keep the two in step: tests/wire/test_fuzz.py checks both against the reference.
-    if not payload or not 0xA0 <= payload[0] <= 0xBF or len(payload) > limits.max_event_bytes:
-        return _decode_general(payload, strict, now_ms, limits)
-    try:
-        pair = _loads(b"\x82" + payload + _SENTINEL, semantic_decoders=_SEMANTIC)
-    except Exception:
-        return _decode_general(payload, strict, now_ms, limits)
-    m = pair[0]
-    if pair[1] != _NONCE or type(m) is not dict:
-        return _decode_general(payload, strict, now_ms, limits)
-    try:
-        v = m[0]
-        seq = m[2]
-        boot = m[3]
-        model = m[4]
-        kind = m[6]
-    except KeyError:
-        return _decode_general(payload, strict, now_ms, limits)
-    if (
-        v != 1
-        or type(v) is not int
-        or type(seq) is not int
-        or seq < 0
-        or seq > 0xFFFF_FFFF
-        or type(boot) is not int
-        or boot < 0
-        or boot > 0xFFFF_FFFF
-        or type(kind) is not int
-        or kind < 0
-        or kind > 3
-    ):
-        return _decode_general(payload, strict, now_ms, limits)
-    if type(model) is str:
-        if not 0 < len(model) <= limits.max_text_len or "\x00" in model:
-            return _decode_general(payload, strict, now_ms, limits)
-    elif type(model) is not int or model < 0 or model > 0xFFFF_FFFF:
-        return _decode_general(payload, strict, now_ms, limits)
-    n = 5
-    get = m.get
-    ts = get(1)
-    if ts is not None:
-        n += 1
-        if (
-            type(ts) is not int
-            or ts < 946_684_800_000
-            or ts > 253_402_300_799_999
-            or (now_ms is not None and ts - now_ms > limits.max_future_ms)
-        ):
-            return _decode_general(payload, strict, now_ms, limits)
-    mver = get(5)
-    if mver is not None:
-        n += 1
-        if type(mver) is not int or mver < 0 or mver > 0xFFFF_FFFF:
-            return _decode_general(payload, strict, now_ms, limits)
-    label = get(7)
-    if label is not None:
-        n += 1
-        if type(label) is not int or label < 0 or label > 0xFFFF:
-            return _decode_general(payload, strict, now_ms, limits)
-    score = get(8)
-    if score is not None:
-        n += 1
-        if type(score) is not float or not 0.0 <= score <= 1.0:
-            return _decode_general(payload, strict, now_ms, limits)
-    lat = get(12)
-    if lat is not None:
-        n += 1
-        if type(lat) is not int or lat < 0 or lat > 0xFFFF_FFFF:
-            return _decode_general(payload, strict, now_ms, limits)
-    if n == len(m):
-        # no anom, val, top or x: classification (or detection by label) only
-        if label is None or kind == 1 or kind == 2:
-            return _decode_general(payload, strict, now_ms, limits)
-        event = Event(
-            ts=ts, seq=seq, boot=boot, model=model, mver=mver, kind=kind, label=label, score=score, lat=lat
-        )  # fmt: skip
-        return DecodeResult([event], [], False)
-    anom = get(9)
-    if anom is not None:
-        n += 1
-        if type(anom) is not float or anom - anom != 0.0:
-            return _decode_general(payload, strict, now_ms, limits)
-    val = get(10)
-    if val is not None:
-        n += 1
-        if type(val) is not float or val - val != 0.0:
-            return _decode_general(payload, strict, now_ms, limits)
-    top = get(11)
-    if top is not None:
-        n += 1
+    # Fast path: one CBOR event (a definite or indefinite map, major type 5) within the size limit.
+    if payload and 0xA0 <= payload[0] <= 0xBF and len(payload) <= limits.max_event_bytes:
         try:
-            top = _top(top, limits)
-        except WireError:
-            return _decode_general(payload, strict, now_ms, limits)
-    x = get(13)
-    if x is not None:
-        n += 1
-        try:
-            x = check_extras("x", x, limits)
-        except WireError:
-            return _decode_general(payload, strict, now_ms, limits)
-    if (
-        n != len(m)  # unknown keys, or null values
-        or (label is None and (kind == 0 or (kind == 3 and top is None)))
-        or (kind == 1 and anom is None)
-        or (kind == 2 and val is None)
-    ):
-        return _decode_general(payload, strict, now_ms, limits)
-    event = Event(
-        ts=ts, seq=seq, boot=boot, model=model, mver=mver, kind=kind, label=label, score=score, anom=anom,
-        val=val, top=top, lat=lat, x=x,
-    )  # fmt: skip
-    return DecodeResult([event], [], False)
+            pair = _loads(b"\x82" + payload + _SENTINEL, semantic_decoders=_SEMANTIC)
+        except Exception:
+            pair = None
+        if pair is not None and pair[1] == _NONCE and type(m := pair[0]) is dict:
+            return DecodeResult([_validate_cbor(m, strict, now_ms, limits)], [], False)
+    return _decode_general(payload, strict, now_ms, limits)
 
 
 def _decode_general(payload: bytes, strict: bool, now_ms: int | None, limits: Limits) -> DecodeResult:
