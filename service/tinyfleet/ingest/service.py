@@ -1,8 +1,8 @@
 """The ingest pipeline: MQTT (paho, manual ack) → decode → batch → TimescaleDB → acknowledge.
 
-Threads, not coroutines, carry the hot path: paho's network thread only queues raw messages, and one writer
-thread decodes, writes and commits each batch, then acknowledges its messages in order of receipt (MQTT
-requires PUBACKs in that order for QoS 1). A message is acknowledged only after the transaction holding it
+Threads, not coroutines, carry the hot path: paho's network thread only queues raw messages; one writer
+thread hands each batch to the writer process (decode, COPY, commit: see writer_process.py), then
+acknowledges the batch's messages in order of receipt (MQTT requires PUBACKs in that order for QoS 1). A message is acknowledged only after the transaction holding it
 committed, so a crash at any point makes the broker redeliver it, and the database's unique keys make the
 redelivery harmless: at least once from the broker, exactly once in the database.
 """
