@@ -2,9 +2,10 @@
 
 Threads, not coroutines, carry the hot path: paho's network thread only queues raw messages; one writer
 thread hands each batch to the writer process (decode, COPY, commit: see writer_process.py), then
-acknowledges the batch's messages in order of receipt (MQTT requires PUBACKs in that order for QoS 1). A message is acknowledged only after the transaction holding it
-committed, so a crash at any point makes the broker redeliver it, and the database's unique keys make the
-redelivery harmless: at least once from the broker, exactly once in the database.
+acknowledges the batch's messages in order of receipt (MQTT requires PUBACKs in that order for QoS 1).
+A message is acknowledged only after the transaction holding it committed, so a crash at any point makes
+the broker redeliver it, and the database's unique keys make the redelivery harmless: at least once from
+the broker, exactly once in the database.
 """
 
 from __future__ import annotations
