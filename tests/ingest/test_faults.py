@@ -237,3 +237,20 @@ def test_graceful_stop_drains_the_current_batch(migrated_db, broker, start_inges
     svc.stop()
     assert scalar(migrated_db, "select count(*) from events") == 300
     pub.close()
+
+
+def test_writer_process_killed_mid_stream_is_restarted_and_loses_nothing(migrated_db, broker, start_ingest):
+    prefix = f"w{secrets.token_hex(3)}/v1"
+    svc = start_ingest(make_settings(migrated_db, prefix, mqtt_url=broker.url))
+    stream = StreamPublisher(broker.host, broker.port, prefix)
+    stream.start()
+    assert wait_until(lambda: safe_events_stored(migrated_db) > TOTAL // 4, 30)
+    child = svc._writer._proc  # the decode-and-write process
+    assert child is not None
+    os.kill(child.pid, signal.SIGKILL)
+    stream.finish()
+    assert wait_until(lambda: safe_events_stored(migrated_db) >= TOTAL, 60), events_stored(migrated_db)
+    time.sleep(1)
+    assert events_stored(migrated_db) == (TOTAL, TOTAL)
+    assert svc._writer._proc is not child  # a new one took over
+    assert "writer process went away" in (svc.status().last_error or "")
