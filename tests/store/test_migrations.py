@@ -16,7 +16,7 @@ from tinyfleet.store.models import Base
 
 from .conftest import PATHS
 
-HEAD = "0001_initial"
+HEAD = "0002_alerts_outbox"
 
 
 def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -61,6 +61,8 @@ def _assert_layout(url: str, path: str) -> None:
     relations = _public_relations(url)
     tables = {name for name, kind in relations if kind in ("r", "p")}
     assert {"devices", "events", "event_dedup", "telemetry", "dead_letters", "tinyfleet_meta"} <= tables
+    assert {"alerts", "alert_events", "outbox"} <= tables
+    assert "WHERE (state <> 'resolved'::text)" in _indexes(url)["ux_alerts_active"]
     indexes = _indexes(url)
     meta = _meta(url)
     licensed = meta.get("timescaledb_license") == "timescale"

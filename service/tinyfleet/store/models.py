@@ -9,8 +9,10 @@ from sqlalchemy import (
     REAL,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Double,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -157,3 +160,95 @@ class TinyfleetMeta(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+ALERT_STATES = ("open", "acknowledged", "resolved")
+ALERT_EVENT_KINDS = ("open", "ack", "resolve", "escalate", "renotify", "action_delivered", "action_dead")
+ACTION_KINDS = ("email", "webhook", "nodered", "mqtt")
+OUTBOX_STATES = ("pending", "delivered", "dead")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Alert(Base):
+    """One alert of a rule for one group (device, site, ...). At most one is not resolved per (rule, group)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(Text)
+    group_key: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(Text)
+    resolved_how: Mapped[str | None] = mapped_column(Text)
+    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", ALERT_STATES), name="state"),
+        CheckConstraint("resolved_how IS NULL OR resolved_how IN ('auto', 'manual')", name="resolved_how"),
+        # The lifecycle's invariant, enforced by the database: one open/acknowledged alert per (rule, group).
+        Index(
+            "ux_alerts_active",
+            "rule_id",
+            "group_key",
+            unique=True,
+            postgresql_where=text("state <> 'resolved'"),
+        ),
+        Index("ix_alerts_state", "state"),
+        Index("ix_alerts_rule_id", "rule_id"),
+    )
+
+
+class AlertEvent(Base):
+    """The history of an alert: every transition, and what became of each action."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (CheckConstraint(_one_of("kind", ALERT_EVENT_KINDS), name="kind"),)
+
+
+class Outbox(Base):
+    """One action to deliver for one alert transition, written in the transaction of that transition.
+
+    `idempotency_key` is derived from (alert, transition, action index): every attempt carries the same one.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    transition_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alert_events.id", ondelete="CASCADE"))
+    action_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    idempotency_key: Mapped[str] = mapped_column(Text, unique=True)
+    state: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", ACTION_KINDS), name="kind"),
+        CheckConstraint(_one_of("state", OUTBOX_STATES), name="state"),
+        # What the workers poll: only pending rows, in due order.
+        Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        Index("ix_outbox_state", "state"),
+    )
