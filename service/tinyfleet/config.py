@@ -84,6 +84,29 @@ class Settings(BaseSettings):
     maintenance_interval_s: Annotated[float, Field(gt=0)] = 300.0
     use_timescaledb: Annotated[bool, Field(description="Create the extension and hypertables when available")] = True
 
+    # Alert actions: the outbox worker and its senders (tinyfleet.actions).
+    actions_max_attempts: Annotated[int, Field(ge=1, description="Attempts before an outbox row is marked dead")] = 8
+    actions_backoff_base_s: Annotated[float, Field(gt=0)] = 1.0
+    actions_backoff_factor: Annotated[float, Field(ge=1)] = 2.0
+    actions_backoff_cap_s: Annotated[float, Field(gt=0)] = 300.0
+    actions_poll_interval_s: Annotated[float, Field(gt=0)] = 0.5
+    actions_batch_size: Annotated[int, Field(ge=1, le=1000)] = 16
+    actions_concurrency: Annotated[int, Field(ge=1, le=64, description="Claiming loops per outbox worker")] = 2
+    actions_timeout_s: Annotated[float, Field(gt=0, description="Per delivery attempt (HTTP, SMTP, MQTT)")] = 10.0
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_tls: Annotated[bool, Field(description="Implicit TLS (SMTPS, usually port 465)")] = False
+    smtp_starttls: Annotated[bool, Field(description="STARTTLS after connecting (usually port 587)")] = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "tinyfleet@localhost"
+    webhook_secret: Annotated[
+        SecretStr | None, Field(description="HMAC key of X-Tinyfleet-Signature (an action may name its own env var)")
+    ] = None
+    nodered_url: Annotated[str, Field(description="Base URL the Node-RED action's path is appended to")] = (
+        "http://127.0.0.1:1880"
+    )
+
     admin_api_key: SecretStr | None = None
     log_level: str = "INFO"
     data_dir: Path = Path(".tinyfleet")

@@ -1,0 +1,438 @@
+"""The alert lifecycle in the database: alerts, their history and the outbox of actions, in one transaction.
+
+    async with db.session() as session:                       # one transaction
+        applied = await apply_transition(session, AlertTransition("pump-bearing", "device=p1", "open",
+                                                                    "critical", now, {"count": 3}),
+                                         [ActionSpec("webhook", "https://ops.example/hook")])
+    # committed together: the alert, its `open` event and one outbox row per action (or none of them)
+
+Nothing here commits: the caller's transaction holds the alert change and its outbox rows, so either both
+are stored or neither is (a crash between the two cannot lose an action or send one for a rolled-back alert).
+Delivery is `tinyfleet.actions.OutboxWorker`'s job.
+
+States: open → acknowledged → resolved (or open → resolved). At most one alert that is not resolved exists
+per (rule, group): the partial unique index ``ux_alerts_active`` enforces it, and an `open` transition for a
+group that already has one is a no-op (returns None), so replaying a transition never opens a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tinyfleet.store.models import ACTION_KINDS, ALERT_STATES, OUTBOX_STATES, Alert, AlertEvent, Base, Outbox
+from tinyfleet.store.queries import Page, _check_limit, _decode_cursor, _encode_cursor
+
+#: Transition kinds the rules engine produces (acks and manual resolves come from people, see below).
+TRANSITION_KINDS = ("open", "ack", "resolve", "escalate", "renotify")
+
+alerts_t = Base.metadata.tables[Alert.__tablename__]
+alert_events_t = Base.metadata.tables[AlertEvent.__tablename__]
+outbox_t = Base.metadata.tables[Outbox.__tablename__]
+
+
+class AlertError(Exception):
+    """Base of the errors of this module."""
+
+
+class AlertNotFound(AlertError, LookupError):
+    """No alert with that id."""
+
+
+class AlertStateError(AlertError, ValueError):
+    """The transition is not allowed from the alert's current state (e.g. acknowledging a resolved alert)."""
+
+
+class TransitionLike(Protocol):
+    """What `apply_transition` reads; the rules engine's own Transition objects fit if they have these."""
+
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def group_key(self) -> str: ...
+    @property
+    def kind(self) -> Any: ...  # a str or a str-valued Enum
+    @property
+    def severity(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def evidence(self) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    """A change of one (rule, group)'s alert, as decided by the rules engine."""
+
+    rule_id: str
+    group_key: str
+    kind: str  # open | ack | resolve | escalate | renotify
+    severity: str = "warning"
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    evidence: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action of a rule: `kind` email|webhook|nodered|mqtt, `target` (addresses, URL, path or topic),
+    `params` the sender's options (templates, `secret_env`, headers, payload, ...; see docs/actions.md)."""
+
+    kind: str
+    target: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTION_KINDS:
+            raise ValueError(f"unknown action kind {self.kind!r} (expected one of {', '.join(ACTION_KINDS)})")
+        if not self.target:
+            raise ValueError(f"a {self.kind} action needs a target")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    id: int
+    rule_id: str
+    group_key: str
+    state: str
+    severity: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolved_how: str | None
+    last_notified_at: datetime | None
+    escalated: bool
+    evidence: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEventRecord:
+    id: int
+    alert_id: int
+    at: datetime
+    kind: str
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    id: int
+    alert_id: int
+    transition_id: int
+    action_index: int
+    kind: str
+    target: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedTransition:
+    """What one transition wrote: the alert after it, its history event and the outbox rows."""
+
+    alert: AlertRecord
+    event: AlertEventRecord
+    outbox: list[OutboxRecord]
+
+
+def idempotency_key(alert_id: int, transition_id: int, action_index: int) -> str:
+    """Deterministic per (alert, transition, action): the same on every delivery attempt."""
+    return f"tf-{alert_id}-{transition_id}-{action_index}"
+
+
+def _cols(table: sa.Table, cls: type[Any]) -> list[sa.ColumnElement[Any]]:
+    return [table.c[f.name] for f in fields(cls)]
+
+
+def _rec(cls: type[Any], row: Any) -> Any:
+    return cls(**row._mapping)
+
+
+def _kind(value: Any) -> str:
+    kind = value.value if isinstance(value, Enum) else value
+    kind = str(kind)
+    if kind not in TRANSITION_KINDS:
+        raise ValueError(f"unknown transition kind {kind!r} (expected one of {', '.join(TRANSITION_KINDS)})")
+    return kind
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat()
+
+
+def alert_document(alert: AlertRecord) -> dict[str, Any]:
+    """The alert as JSON (what actions carry and templates see as `alert`)."""
+    return {
+        "id": alert.id,
+        "rule_id": alert.rule_id,
+        "group_key": alert.group_key,
+        "state": alert.state,
+        "severity": alert.severity,
+        "opened_at": _iso(alert.opened_at),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by,
+        "resolved_at": _iso(alert.resolved_at),
+        "resolved_by": alert.resolved_by,
+        "resolved_how": alert.resolved_how,
+        "escalated": alert.escalated,
+        "evidence": alert.evidence,
+    }
+
+
+async def _active_for_update(session: AsyncSession, rule_id: str, group_key: str) -> AlertRecord | None:
+    t = alerts_t.c
+    query = (
+        sa.select(*_cols(alerts_t, AlertRecord))
+        .where(t.rule_id == rule_id, t.group_key == group_key, t.state != "resolved")
+        .with_for_update()
+    )
+    row = (await session.execute(query)).first()
+    return None if row is None else _rec(AlertRecord, row)
+
+
+async def _by_id_for_update(session: AsyncSession, alert_id: int) -> AlertRecord:
+    query = sa.select(*_cols(alerts_t, AlertRecord)).where(alerts_t.c.id == alert_id).with_for_update()
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise AlertNotFound(f"no alert {alert_id}")
+    return _rec(AlertRecord, row)  # type: ignore[no-any-return]
+
+
+async def _update(session: AsyncSession, alert_id: int, **values: Any) -> AlertRecord:
+    query = (
+        sa.update(alerts_t).where(alerts_t.c.id == alert_id).values(**values).returning(*_cols(alerts_t, AlertRecord))
+    )
+    return _rec(AlertRecord, (await session.execute(query)).one())  # type: ignore[no-any-return]
+
+
+async def _record_transition(
+    session: AsyncSession,
+    alert: AlertRecord,
+    kind: str,
+    at: datetime,
+    detail: Mapping[str, Any] | None,
+    actions: Sequence[ActionSpec],
+) -> AppliedTransition:
+    """Append the history event, then one outbox row per action keyed by (alert, event, index)."""
+    event_row = (
+        await session.execute(
+            sa.insert(alert_events_t)
+            .values(alert_id=alert.id, at=at, kind=kind, detail=dict(detail) if detail else None)
+            .returning(*_cols(alert_events_t, AlertEventRecord))
+        )
+    ).one()
+    event: AlertEventRecord = _rec(AlertEventRecord, event_row)
+    outbox: list[OutboxRecord] = []
+    if actions:
+        document = alert_document(alert)
+        transition = {"id": event.id, "kind": kind, "at": _iso(at), "detail": event.detail}
+        rows = [
+            {
+                "alert_id": alert.id,
+                "transition_id": event.id,
+                "action_index": index,
+                "kind": action.kind,
+                "target": action.target,
+                "payload": {"alert": document, "transition": transition, "params": dict(action.params)},
+                "idempotency_key": idempotency_key(alert.id, event.id, index),
+            }
+            for index, action in enumerate(actions)
+        ]
+        result = await session.execute(sa.insert(outbox_t).returning(*_cols(outbox_t, OutboxRecord)), rows)
+        outbox = sorted((_rec(OutboxRecord, r) for r in result), key=lambda o: o.action_index)
+        # Wakes listening outbox workers when (and only if) this transaction commits.
+        await session.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
+    return AppliedTransition(alert, event, outbox)
+
+
+#: NOTIFY channel signalled by every transaction that writes outbox rows.
+OUTBOX_CHANNEL = "tinyfleet_outbox"
+
+
+async def apply_transition(
+    session: AsyncSession, transition: TransitionLike, actions: Sequence[ActionSpec] = ()
+) -> AppliedTransition | None:
+    """Apply one transition of the rules engine inside the caller's transaction (does not commit).
+
+    * ``open``: creates the alert unless (rule, group) already has one that is not resolved (then None);
+    * ``ack``: open → acknowledged (by ``"rules"``);
+    * ``resolve``: auto-resolves the active alert;
+    * ``escalate``: marks an open (unacknowledged, not yet escalated) alert escalated, with the new severity;
+    * ``renotify``: records a re-notification of the active alert.
+
+    Returns None when there is nothing to change (no active alert, already escalated, ...): no event, no action.
+    """
+    kind = _kind(transition.kind)
+    at = transition.at
+    evidence = dict(transition.evidence) if transition.evidence is not None else None
+    detail: dict[str, Any] | None = {"evidence": evidence} if evidence is not None else None
+    if kind == "open":
+        t = alerts_t.c
+        stmt = (
+            pg_insert(alerts_t)
+            .values(
+                rule_id=transition.rule_id,
+                group_key=transition.group_key,
+                state="open",
+                severity=transition.severity,
+                opened_at=at,
+                last_notified_at=at,
+                evidence=evidence,
+            )
+            .on_conflict_do_nothing(index_elements=[t.rule_id, t.group_key], index_where=t.state != "resolved")
+            .returning(*_cols(alerts_t, AlertRecord))
+        )
+        row = (await session.execute(stmt)).first()
+        if row is None:
+            return None
+        return await _record_transition(session, _rec(AlertRecord, row), "open", at, detail, actions)
+
+    alert = await _active_for_update(session, transition.rule_id, transition.group_key)
+    if alert is None:
+        return None
+    if kind == "ack":
+        if alert.state != "open":
+            return None
+        alert = await _update(session, alert.id, state="acknowledged", acknowledged_at=at, acknowledged_by="rules")
+    elif kind == "resolve":
+        alert = await _update(
+            session, alert.id, state="resolved", resolved_at=at, resolved_by="rules", resolved_how="auto"
+        )
+    elif kind == "escalate":
+        if alert.state != "open" or alert.escalated:
+            return None
+        alert = await _update(session, alert.id, escalated=True, severity=transition.severity, last_notified_at=at)
+    else:  # renotify
+        alert = await _update(session, alert.id, last_notified_at=at)
+    return await _record_transition(session, alert, kind, at, detail, actions)
+
+
+async def acknowledge(
+    session: AsyncSession,
+    alert_id: int,
+    by: str,
+    actions: Sequence[ActionSpec] = (),
+    *,
+    at: datetime | None = None,
+) -> AppliedTransition | None:
+    """A person acknowledges an alert (does not commit). Already acknowledged → None; resolved → AlertStateError."""
+    at = at or datetime.now(UTC)
+    alert = await _by_id_for_update(session, alert_id)
+    if alert.state == "resolved":
+        raise AlertStateError(f"alert {alert_id} is resolved")
+    if alert.state == "acknowledged":
+        return None
+    alert = await _update(session, alert_id, state="acknowledged", acknowledged_at=at, acknowledged_by=by)
+    return await _record_transition(session, alert, "ack", at, {"by": by}, actions)
+
+
+async def resolve(
+    session: AsyncSession,
+    alert_id: int,
+    by: str,
+    actions: Sequence[ActionSpec] = (),
+    *,
+    at: datetime | None = None,
+) -> AppliedTransition | None:
+    """A person resolves an alert (``resolved_how = 'manual'``; does not commit). Already resolved → None."""
+    at = at or datetime.now(UTC)
+    alert = await _by_id_for_update(session, alert_id)
+    if alert.state == "resolved":
+        return None
+    alert = await _update(session, alert_id, state="resolved", resolved_at=at, resolved_by=by, resolved_how="manual")
+    return await _record_transition(session, alert, "resolve", at, {"by": by}, actions)
+
+
+async def get_alert(session: AsyncSession, alert_id: int) -> AlertRecord | None:
+    row = (await session.execute(sa.select(*_cols(alerts_t, AlertRecord)).where(alerts_t.c.id == alert_id))).first()
+    return None if row is None else _rec(AlertRecord, row)
+
+
+async def active_alerts(session: AsyncSession) -> list[AlertRecord]:
+    """Every alert that is not resolved (what the rules engine rebuilds its state from after a restart)."""
+    query = sa.select(*_cols(alerts_t, AlertRecord)).where(alerts_t.c.state != "resolved").order_by(alerts_t.c.id)
+    return [_rec(AlertRecord, r) for r in await session.execute(query)]
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    state: str | None = None,
+    rule_id: str | None = None,
+    severity: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[AlertRecord]:
+    """Alerts newest first (by id), optionally filtered; keyset pages like the other listings."""
+    _check_limit(limit)
+    if state is not None and state not in ALERT_STATES:
+        raise ValueError(f"unknown alert state {state!r}")
+    t = alerts_t.c
+    query = sa.select(*_cols(alerts_t, AlertRecord)).order_by(t.id.desc()).limit(limit + 1)
+    if state is not None:
+        query = query.where(t.state == state)
+    if rule_id is not None:
+        query = query.where(t.rule_id == rule_id)
+    if severity is not None:
+        query = query.where(t.severity == severity)
+    if cursor is not None:
+        (before,) = _decode_cursor("a", cursor, (int,))
+        query = query.where(t.id < before)
+    rows: list[AlertRecord] = [_rec(AlertRecord, r) for r in await session.execute(query)]
+    return _paged(rows, limit, "a")
+
+
+async def list_alert_events(session: AsyncSession, alert_id: int) -> list[AlertEventRecord]:
+    """The history of one alert, oldest first."""
+    t = alert_events_t.c
+    query = sa.select(*_cols(alert_events_t, AlertEventRecord)).where(t.alert_id == alert_id).order_by(t.id)
+    return [_rec(AlertEventRecord, r) for r in await session.execute(query)]
+
+
+async def list_outbox(
+    session: AsyncSession,
+    *,
+    state: str | None = None,
+    alert_id: int | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[OutboxRecord]:
+    """Outbox rows newest first (by id): pending, delivered or dead (with their last error)."""
+    _check_limit(limit)
+    if state is not None and state not in OUTBOX_STATES:
+        raise ValueError(f"unknown outbox state {state!r}")
+    t = outbox_t.c
+    query = sa.select(*_cols(outbox_t, OutboxRecord)).order_by(t.id.desc()).limit(limit + 1)
+    if state is not None:
+        query = query.where(t.state == state)
+    if alert_id is not None:
+        query = query.where(t.alert_id == alert_id)
+    if kind is not None:
+        query = query.where(t.kind == kind)
+    if cursor is not None:
+        (before,) = _decode_cursor("o", cursor, (int,))
+        query = query.where(t.id < before)
+    rows: list[OutboxRecord] = [_rec(OutboxRecord, r) for r in await session.execute(query)]
+    return _paged(rows, limit, "o")
+
+
+def _paged(rows: list[Any], limit: int, kind: str) -> Page[Any]:
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(rows, _encode_cursor(kind, [rows[-1].id]))
+    return Page(rows, None)

@@ -1,0 +1,220 @@
+"""Fixtures of the action tests: a migrated database, a real SMTP server (aiosmtpd) and a real HTTP receiver
+that verifies the HMAC signature, each on a free local port. Nothing is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tinyfleet.actions import verify
+from tinyfleet.config import Settings
+from tinyfleet.store import migrate
+from tinyfleet.store.db import Database
+
+SECRET = "test-webhook-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "actions_backoff_base_s": 0.05,
+        "actions_backoff_factor": 2.0,
+        "actions_backoff_cap_s": 0.2,
+        "actions_poll_interval_s": 0.05,
+        "actions_max_attempts": 50,
+        "actions_timeout_s": 3.0,
+        "webhook_secret": SECRET,
+        "smtp_from": "alerts@tinyfleet.test",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def eventually(predicate: Callable[[], Any], within: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    migrate.upgrade(database_url, use_timescaledb=False)
+    return database_url
+
+
+@pytest.fixture
+async def db(migrated_url: str) -> AsyncIterator[Database]:
+    async with Database(migrated_url) as database:
+        yield database
+
+
+# ------------------------------------------------------------------------------------------------- SMTP
+
+
+@dataclass
+class SmtpReceiver:
+    """Records every DATA it is given (also the refused ones) and refuses the first `refuse` of them."""
+
+    refuse: int = 0
+    attempts: list[EmailMessage] = field(default_factory=list)
+    accepted: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+        msg = message_from_bytes(content, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        msg["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.attempts.append(msg)
+        if len(self.attempts) <= self.refuse:
+            return "451 4.3.0 try again later"
+        self.accepted.append(msg)
+        return "250 OK"
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    receiver: SmtpReceiver
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.receiver, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Callable[..., SmtpServer]]:
+    """`smtp_server(start=True, refuse=0, port=None)`: a real aiosmtpd server on a free port."""
+    servers: list[SmtpServer] = []
+
+    def make(*, start: bool = True, refuse: int = 0, port: int | None = None) -> SmtpServer:
+        server = SmtpServer(port or free_port(), SmtpReceiver(refuse=refuse))
+        if start:
+            server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    signature_ok: bool
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class HttpReceiver:
+    """A real HTTP server (http.server in a thread). Verifies X-Tinyfleet-Signature with SECRET; answers
+    `fail_status` to the first `fail` requests, 401 to badly signed ones, 200 otherwise."""
+
+    port: int
+    fail: int = 0
+    fail_status: int = 503
+    delay_s: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def accepted(self) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.signature_ok][self.fail :]
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                ok = verify(
+                    SECRET,
+                    self.headers.get("X-Tinyfleet-Timestamp"),
+                    self.headers.get("X-Tinyfleet-Signature"),
+                    body,
+                )
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
+                with receiver.lock:
+                    receiver.requests.append(Received(self.path, dict(self.headers.items()), body, ok))
+                    n = len(receiver.requests)
+                status = 401 if not ok else receiver.fail_status if n <= receiver.fail else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name=f"http-{self.port}", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[Callable[..., HttpReceiver]]:
+    """`http_receiver(start=True, fail=0, ...)`: a real local HTTP server that verifies the signature."""
+    receivers: list[HttpReceiver] = []
+
+    def make(*, start: bool = True, port: int | None = None, **kw: Any) -> HttpReceiver:
+        receiver = HttpReceiver(port or free_port(), **kw)
+        if start:
+            receiver.start()
+        receivers.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in receivers:
+        receiver.stop()

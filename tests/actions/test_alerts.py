@@ -1,0 +1,182 @@
+"""The alert lifecycle in the database: one active alert per (rule, group), history, and outbox rows written
+in the very transaction of the alert change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from tinyfleet import alerts
+from tinyfleet.alerts import ActionSpec, AlertStateError, AlertTransition
+from tinyfleet.store.db import Database
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+HOOK = ActionSpec("webhook", "http://127.0.0.1:9/hook")
+MAIL = ActionSpec("email", "lead@example.test", {"subject": "{{ alert.rule_id }}"})
+
+
+def opening(group: str = "device=p1", rule: str = "bearing", at: datetime = T0) -> AlertTransition:
+    return AlertTransition(rule, group, "open", "critical", at, {"count": 3})
+
+
+async def count(db: Database, table: str) -> int:
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_rollback_leaves_neither_alert_nor_outbox_row(db: Database) -> None:
+    async with db.sessionmaker() as session:
+        applied = await alerts.apply_transition(session, opening(), [HOOK, MAIL])
+        assert applied is not None
+        assert len(applied.outbox) == 2
+        await session.rollback()
+    assert await count(db, "alerts") == 0
+    assert await count(db, "outbox") == 0
+    assert await count(db, "alert_events") == 0
+
+    # A failure later in the same transaction takes the outbox rows with it too.
+    async def crash() -> None:
+        async with db.session() as session:
+            await alerts.apply_transition(session, opening(), [HOOK])
+            raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        await crash()
+    assert await count(db, "outbox") == 0
+
+    async with db.session() as session:
+        applied = await alerts.apply_transition(session, opening(), [HOOK, MAIL])
+    assert applied is not None
+    assert await count(db, "alerts") == 1
+    assert await count(db, "outbox") == 2
+    a, e = applied.alert.id, applied.event.id
+    assert [o.idempotency_key for o in applied.outbox] == [f"tf-{a}-{e}-0", f"tf-{a}-{e}-1"]
+    assert all(o.state == "pending" and o.attempts == 0 and o.transition_id == e for o in applied.outbox)
+    assert applied.outbox[0].payload["alert"]["rule_id"] == "bearing"
+    assert applied.outbox[1].payload["params"] == {"subject": "{{ alert.rule_id }}"}
+
+
+async def test_lifecycle_open_ack_resolve_and_history(db: Database) -> None:
+    async with db.session() as session:
+        first = await alerts.apply_transition(session, opening(), [HOOK])
+        assert first is not None
+        # a second open of the same (rule, group) is a no-op: no duplicate alert, no action
+        assert await alerts.apply_transition(session, opening(at=T0 + timedelta(seconds=5)), [HOOK]) is None
+        other = await alerts.apply_transition(session, opening(group="device=p2"), [])
+        assert other is not None
+        assert other.outbox == []
+    alert_id = first.alert.id
+
+    async with db.session() as session:
+        renotified = await alerts.apply_transition(
+            session, AlertTransition("bearing", "device=p1", "renotify", "critical", T0 + timedelta(minutes=10)), [HOOK]
+        )
+        assert renotified is not None
+        assert renotified.alert.last_notified_at == T0 + timedelta(minutes=10)
+        escalated = await alerts.apply_transition(
+            session, AlertTransition("bearing", "device=p1", "escalate", "page", T0 + timedelta(minutes=15)), [MAIL]
+        )
+        assert escalated is not None
+        assert escalated.alert.escalated
+        assert escalated.alert.severity == "page"
+        assert (
+            await alerts.apply_transition(
+                session, AlertTransition("bearing", "device=p1", "escalate", "page", T0 + timedelta(minutes=16))
+            )
+            is None
+        )
+        acked = await alerts.acknowledge(session, alert_id, "alice", at=T0 + timedelta(minutes=20))
+        assert acked is not None
+        assert acked.alert.state == "acknowledged"
+        assert acked.alert.acknowledged_by == "alice"
+        assert await alerts.acknowledge(session, alert_id, "bob") is None  # already acknowledged
+
+    async with db.session() as session:
+        resolved = await alerts.apply_transition(
+            session, AlertTransition("bearing", "device=p1", "resolve", "critical", T0 + timedelta(minutes=30)), [HOOK]
+        )
+        assert resolved is not None
+        assert resolved.alert.state == "resolved"
+        assert resolved.alert.resolved_how == "auto"
+        with pytest.raises(AlertStateError):
+            await alerts.acknowledge(session, alert_id, "carol")
+        assert await alerts.resolve(session, alert_id, "carol") is None
+        # nothing active any more → resolve is a no-op; a new open makes a new alert
+        assert (
+            await alerts.apply_transition(
+                session, AlertTransition("bearing", "device=p1", "resolve", "critical", T0 + timedelta(minutes=31))
+            )
+            is None
+        )
+        again = await alerts.apply_transition(session, opening(at=T0 + timedelta(hours=1)), [])
+        assert again is not None
+        assert again.alert.id != alert_id
+        manual = await alerts.resolve(session, again.alert.id, "dave")
+        assert manual is not None
+        assert manual.alert.resolved_how == "manual"
+        assert manual.alert.resolved_by == "dave"
+
+    async with db.session() as session:
+        history = await alerts.list_alert_events(session, alert_id)
+        assert [e.kind for e in history] == ["open", "renotify", "escalate", "ack", "resolve"]
+        assert history[0].detail == {"evidence": {"count": 3}}
+        assert history[3].detail == {"by": "alice"}
+        outbox = await alerts.list_outbox(session, alert_id=alert_id)
+        assert sorted(o.kind for o in outbox.items) == ["email", "webhook", "webhook", "webhook"]
+
+
+async def test_database_refuses_a_second_active_alert(db: Database) -> None:
+    async with db.session() as session:
+        await alerts.apply_transition(session, opening(), [])
+    with pytest.raises(IntegrityError):
+        async with db.session() as session:
+            await session.execute(
+                sa.insert(alerts.alerts_t).values(
+                    rule_id="bearing", group_key="device=p1", state="acknowledged", severity="x", opened_at=T0
+                )
+            )
+
+
+async def test_list_alerts_filters_and_pages(db: Database) -> None:
+    async with db.session() as session:
+        for i in range(5):
+            await alerts.apply_transition(
+                session, AlertTransition("silent", f"device=d{i}", "open", "warning" if i % 2 else "critical", T0)
+            )
+        await alerts.apply_transition(session, AlertTransition("silent", "device=d0", "resolve", "critical", T0))
+    async with db.session() as session:
+        page1 = await alerts.list_alerts(session, rule_id="silent", limit=2)
+        assert len(page1.items) == 2
+        assert page1.next_cursor is not None
+        page2 = await alerts.list_alerts(session, rule_id="silent", limit=2, cursor=page1.next_cursor)
+        page3 = await alerts.list_alerts(session, rule_id="silent", limit=2, cursor=page2.next_cursor)
+        ids = [a.id for a in page1.items + page2.items + page3.items]
+        assert ids == sorted(ids, reverse=True)
+        assert len(set(ids)) == 5
+        assert page3.next_cursor is None
+        assert {a.group_key for a in (await alerts.list_alerts(session, state="open")).items} == {
+            f"device=d{i}" for i in range(1, 5)
+        }
+        assert len((await alerts.list_alerts(session, severity="warning")).items) == 2
+        assert [a.group_key for a in (await alerts.list_alerts(session, state="resolved")).items] == ["device=d0"]
+        assert len(await alerts.active_alerts(session)) == 4
+        with pytest.raises(ValueError, match="cursor"):
+            await alerts.list_alerts(session, cursor="garbage")
+        with pytest.raises(ValueError, match="state"):
+            await alerts.list_alerts(session, state="closed")
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown action kind"):
+        ActionSpec("sms", "+100")
+    with pytest.raises(ValueError, match="needs a target"):
+        ActionSpec("webhook", "")
+
+
+async def test_unknown_transition_kind_is_refused(db: Database) -> None:
+    async with db.sessionmaker() as session:
+        with pytest.raises(ValueError, match="unknown transition kind"):
+            await alerts.apply_transition(session, AlertTransition("r", "g", "explode"), [])
