@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tinyfleet.store.models import ACTION_KINDS, ALERT_STATES, OUTBOX_STATES, Alert, AlertEvent, Base, Outbox
 from tinyfleet.store.queries import Page, _check_limit, _decode_cursor, _encode_cursor
 
+#: The predicate of the partial unique index ux_alerts_active (written exactly as in the migration).
+ACTIVE_PREDICATE = "state <> 'resolved'"
+
 #: Transition kinds the rules engine produces (acks and manual resolves come from people, see below).
 TRANSITION_KINDS = ("open", "ack", "resolve", "escalate", "renotify")
 
@@ -231,7 +234,7 @@ async def _record_transition(
     event_row = (
         await session.execute(
             sa.insert(alert_events_t)
-            .values(alert_id=alert.id, at=at, kind=kind, detail=dict(detail) if detail else None)
+            .values(alert_id=alert.id, at=at, kind=kind, detail=dict(detail) if detail else sa.null())
             .returning(*_cols(alert_events_t, AlertEventRecord))
         )
     ).one()
@@ -291,9 +294,11 @@ async def apply_transition(
                 severity=transition.severity,
                 opened_at=at,
                 last_notified_at=at,
-                evidence=evidence,
+                evidence=evidence if evidence is not None else sa.null(),
             )
-            .on_conflict_do_nothing(index_elements=[t.rule_id, t.group_key], index_where=t.state != "resolved")
+            # A literal predicate: a bound parameter would not match the partial index once psycopg prepares
+            # the statement server-side ("no unique or exclusion constraint matching the ON CONFLICT").
+            .on_conflict_do_nothing(index_elements=[t.rule_id, t.group_key], index_where=sa.text(ACTIVE_PREDICATE))
             .returning(*_cols(alerts_t, AlertRecord))
         )
         row = (await session.execute(stmt)).first()
