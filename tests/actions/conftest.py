@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,8 +16,10 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -218,3 +223,110 @@ def http_receiver() -> Iterator[Callable[..., HttpReceiver]]:
     yield make
     for receiver in receivers:
         receiver.stop()
+
+
+# ------------------------------------------------------------------------------------------------- Node-RED
+
+REPO = Path(__file__).resolve().parents[2]
+NODERED_DIR = REPO / ".tinyfleet" / "nodered"
+NODERED_VERSION = "node-red@4"
+NODERED_FLOW = Path(__file__).resolve().parent / "nodered" / "flow.json"
+
+
+def install_nodered() -> Path:
+    """`npm install node-red@4` into .tinyfleet/nodered once (cached between runs); the path of red.js."""
+    red = NODERED_DIR / "node_modules" / "node-red" / "red.js"
+    if red.exists():
+        return red
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is not installed: the Node-RED action test needs Node.js 20+ and npm", pytrace=False)
+    NODERED_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(NODERED_DIR), NODERED_VERSION],
+        check=True,
+        timeout=600,
+    )
+    return red
+
+
+@dataclass
+class NodeRed:
+    """A real Node-RED process on a fixed port; `stop()` and `start()` simulate an outage."""
+
+    red: Path
+    port: int
+    user_dir: Path
+    alert_file: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def received(self) -> list[dict[str, Any]]:
+        if not self.alert_file.exists():
+            return []
+        return [json.loads(line) for line in self.alert_file.read_text().splitlines() if line.strip()]
+
+    def start(self) -> None:
+        env = {**os.environ, "TF_ALERT_FILE": str(self.alert_file)}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "node",
+                    str(self.red),
+                    "--settings",
+                    str(self.user_dir / "settings.js"),
+                    "--userDir",
+                    str(self.user_dir),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"Node-RED exited: {self.log_path.read_text()[-2000:]}", pytrace=False)
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("Node-RED did not come up within 60 s", pytrace=False)
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def nodered(tmp_path: Path) -> Iterator[NodeRed]:
+    """A real Node-RED 4, headless (no editor), running tests/actions/nodered/flow.json on a free port."""
+    red = install_nodered()
+    user_dir = tmp_path / "nodered"
+    user_dir.mkdir()
+    shutil.copy(NODERED_FLOW, user_dir / "flows.json")
+    port = free_port()
+    (user_dir / "settings.js").write_text(
+        "module.exports = {"
+        f" uiHost: '127.0.0.1', uiPort: {port}, httpAdminRoot: false, flowFile: 'flows.json',"
+        " credentialSecret: false, logging: { console: { level: 'warn' } } };\n"
+    )
+    server = NodeRed(red, port, user_dir, tmp_path / "alerts.jsonl", tmp_path / "nodered.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,7 +20,7 @@ from tinyfleet.actions import OutboxWorker, backoff_delay, sign, verify
 from tinyfleet.alerts import ActionSpec, AlertTransition
 from tinyfleet.store.db import Database
 
-from .conftest import SECRET, HttpReceiver, SmtpServer, eventually, free_port, make_settings
+from .conftest import SECRET, HttpReceiver, NodeRed, SmtpServer, eventually, free_port, make_settings
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -348,3 +348,36 @@ def test_signature_roundtrip_and_tampering() -> None:
     assert not verify("other", "1700000000", sig, body, now=1700000010)
     assert not verify("k", "1700000000", sig, body, now=1700009999)  # too old: a replay
     assert not verify("k", None, sig, body)
+
+
+# ------------------------------------------------------------------------------------------------- Node-RED
+
+
+async def test_nodered_action_reaches_a_real_node_red(db: Database, migrated_url: str, nodered: NodeRed) -> None:
+    applied = await open_alert(db, [ActionSpec("nodered", "/tinyfleet/alert")])
+    async with OutboxWorker(make_settings(migrated_url, nodered_url=nodered.url)):
+        await eventually(lambda: all_in_state(db, "delivered", 1))
+    await eventually(lambda: len(nodered.received()) == 1, within=10)
+    (got,) = nodered.received()
+    key = applied.outbox[0].idempotency_key
+    assert got["headers"]["idempotency-key"] == key
+    assert got["body"]["idempotency_key"] == key
+    assert got["body"]["alert"]["rule_id"] == "bearing-fault"
+    # The body is canonical JSON (sorted keys, no spaces): what Node-RED parsed re-serialises to the signed bytes.
+    body = json.dumps(got["body"], sort_keys=True, separators=(",", ":")).encode()
+    assert verify(SECRET, got["headers"]["x-tinyfleet-timestamp"], got["headers"]["x-tinyfleet-signature"], body)
+
+
+async def test_node_red_down_for_a_while_then_delivered(db: Database, migrated_url: str, nodered: NodeRed) -> None:
+    nodered.stop()
+    applied = await open_alert(db, [ActionSpec("nodered", "/tinyfleet/alert")])
+    async with OutboxWorker(make_settings(migrated_url, nodered_url=nodered.url)):
+        await eventually(lambda: _attempted(db, 2))
+        (row,) = await outbox_rows(db)
+        assert row.state == "pending"
+        assert "ConnectError" in (row.last_error or "")
+        await asyncio.to_thread(nodered.start)
+        await eventually(lambda: all_in_state(db, "delivered", 1))
+    await eventually(lambda: len(nodered.received()) == 1, within=10)
+    (got,) = nodered.received()
+    assert got["headers"]["idempotency-key"] == applied.outbox[0].idempotency_key
