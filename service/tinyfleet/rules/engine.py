@@ -588,7 +588,7 @@ class _RateNode(_Node):
         w = _min(w, s[1][0] + self.window + self.baseline if s[1] else None)
         if s[2] is not None and now < s[2] + self.window + self.baseline:
             w = _min(w, s[2] + self.window + self.baseline)
-        return w
+        return w if w is not None and w > now else None
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         s = st[self.idx]
@@ -620,7 +620,7 @@ class _AbsenceNode(_Node):
 
     def wake(self, st: list[Any], now: int) -> int | None:
         last = st[self.idx]
-        return last + self.dur if last is not None else None
+        return last + self.dur if last is not None and last + self.dur > now else None
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         last = st[self.idx]
@@ -902,7 +902,7 @@ class RuleEngine:
                 if gs.resolved_at is not None and cr.cooldown is not None and now < gs.resolved_at + cr.cooldown:
                     self._schedule(cr, g, gs, gs.resolved_at + cr.cooldown)
                 else:
-                    gs.alert = _Alert(now, cr.rule.severity)
+                    gs.alert = a = _Alert(now, cr.rule.severity)
                     ev: dict[str, Any] = {}
                     cr.root.evidence(nodes, now, ev)
                     out.append(Transition(cr.id, g, "open", cr.rule.severity, now, ev))
@@ -919,21 +919,21 @@ class RuleEngine:
                         a = None
                     else:
                         self._schedule(cr, g, gs, gs.clear_since + cr.clear_after)
-            if a is not None and not a.acked:
-                esc = cr.escalate
-                if esc is not None and not a.escalated:
-                    if now - a.opened_at >= esc.after:
-                        a.escalated = True
-                        a.severity = esc.severity
-                        a.notified_at = now
-                        out.append(Transition(cr.id, g, "escalate", esc.severity, now, {"after_ms": esc.after}))
-                    else:
-                        self._schedule(cr, g, gs, a.opened_at + esc.after)
-                if cr.renotify is not None:
-                    if now - a.notified_at >= cr.renotify:
-                        a.notified_at = now
-                        out.append(Transition(cr.id, g, "renotify", a.severity, now, {"since_ms": a.opened_at}))
-                    self._schedule(cr, g, gs, a.notified_at + cr.renotify)
+        if a is not None and not a.acked:
+            esc = cr.escalate
+            if esc is not None and not a.escalated:
+                if now - a.opened_at >= esc.after:
+                    a.escalated = True
+                    a.severity = esc.severity
+                    a.notified_at = now
+                    out.append(Transition(cr.id, g, "escalate", esc.severity, now, {"after_ms": esc.after}))
+                else:
+                    self._schedule(cr, g, gs, a.opened_at + esc.after)
+            if cr.renotify is not None:
+                if now - a.notified_at >= cr.renotify:
+                    a.notified_at = now
+                    out.append(Transition(cr.id, g, "renotify", a.severity, now, {"since_ms": a.opened_at}))
+                self._schedule(cr, g, gs, a.notified_at + cr.renotify)
         w = cr.root.wake(nodes, now)
         if w is not None and w > now:
             self._schedule(cr, g, gs, w)
