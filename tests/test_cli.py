@@ -261,3 +261,20 @@ def test_serve_is_ready_and_stops_on_sigint(tmp_path: Path, database_url: str) -
         proc.kill()
     assert code == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_rules_validate_accepts_the_shipped_rule_set(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[1] / "rules"
+    result = run_cli("rules", "validate", str(shipped), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "rules OK" in result.stdout
+    assert "bearing-fault" in result.stdout
+
+
+def test_rules_validate_names_file_line_and_column_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "bad.yml").write_text("- id: x\n  severity: huge\n  match: {model: vib-cls}\n")
+    result = run_cli("rules", "validate", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'bad.yml'}:2:13:" in result.stderr
+    assert "severity" in result.stderr
+    assert "Traceback" not in result.stderr

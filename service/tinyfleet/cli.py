@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations (Alembic, packaged with tinyfleet).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+rules_app = typer.Typer(help="Alert rules kept as YAML files (rules/*.yml).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 EXIT_SETTINGS = 2
 
@@ -212,6 +214,26 @@ def db_current() -> None:
         typer.echo(current(settings.database_url) or "base (not migrated)")
     except Exception as exc:
         _die(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+
+
+@rules_app.command("validate")
+def rules_validate(
+    directory: Annotated[str, typer.Argument(help="Folder of *.yml rule files")] = "rules",
+) -> None:
+    """Check a rule set; print every problem as file:line:column. Exit 1 when the set would be refused."""
+    from tinyfleet.rules.loader import RuleSetError, load_rules
+
+    try:
+        ruleset = load_rules(directory)
+    except RuleSetError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        typer.echo(f"tinyfleet: {len(exc.issues)} problem(s); the rule set would be refused", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"tinyfleet: cannot read rules from {directory}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(ruleset.rules)} rules OK ({', '.join(r.id for r in ruleset.rules)})")
 
 
 def main() -> None:
