@@ -158,6 +158,8 @@ class HttpReceiver:
     fail: int = 0
     fail_status: int = 503
     delay_s: float = 0.0
+    first_delay_s: float = 0.0
+    arrivals: list[dict[str, str]] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -186,6 +188,11 @@ class HttpReceiver:
                     self.headers.get("X-Tinyfleet-Signature"),
                     body,
                 )
+                with receiver.lock:
+                    receiver.arrivals.append(dict(self.headers.items()))
+                    first = len(receiver.arrivals) == 1
+                if first and receiver.first_delay_s:
+                    time.sleep(receiver.first_delay_s)
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
                 with receiver.lock:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -381,3 +384,47 @@ async def test_node_red_down_for_a_while_then_delivered(db: Database, migrated_u
     await eventually(lambda: len(nodered.received()) == 1, within=10)
     (got,) = nodered.received()
     assert got["headers"]["idempotency-key"] == applied.outbox[0].idempotency_key
+
+
+# ------------------------------------------------------------------------------------------------- a killed worker
+
+_WORKER_SCRIPT = """
+import asyncio, os
+from tinyfleet.actions import OutboxWorker
+from tinyfleet.config import Settings
+
+async def main():
+    settings = Settings(_env_file=None, database_url=os.environ["URL"], webhook_secret=os.environ["SECRET"],
+                        actions_poll_interval_s=0.05, actions_timeout_s=60)
+    async with OutboxWorker(settings):
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_worker_killed_mid_delivery_the_row_is_delivered_by_the_next_worker(
+    db: Database, migrated_url: str, http_receiver: Callable[..., HttpReceiver]
+) -> None:
+    # The first delivery hangs at the receiver; the worker process holding the row is SIGKILLed meanwhile.
+    receiver = http_receiver(first_delay_s=30)
+    applied = await open_alert(db, [ActionSpec("webhook", receiver.url)])
+    key = applied.outbox[0].idempotency_key
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _WORKER_SCRIPT, env={**os.environ, "URL": migrated_url, "SECRET": SECRET}
+    )
+    try:
+        await eventually(lambda: len(receiver.arrivals) == 1, within=30)
+        # While that worker holds the row locked, another worker skips it (SKIP LOCKED): no second delivery.
+        other = OutboxWorker(make_settings(migrated_url), sessionmaker=db.sessionmaker, listen=False)
+        assert await other.run_once() == 0
+        await other.senders.aclose()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    (row,) = await outbox_rows(db)
+    assert row.state == "pending"
+    assert row.attempts == 0  # the killed worker never recorded its attempt
+    async with OutboxWorker(make_settings(migrated_url)):
+        await eventually(lambda: all_in_state(db, "delivered", 1))
+    assert [h["Idempotency-Key"] for h in receiver.arrivals] == [key, key]
