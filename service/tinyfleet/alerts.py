@@ -17,6 +17,7 @@ group that already has one is a no-op (returns None), so replaying a transition 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -173,6 +174,22 @@ def _kind(value: Any) -> str:
     return kind
 
 
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    """Evidence as plain JSON: datetimes, enums and other objects the engine may put there become strings."""
+    safe: dict[str, Any] = json.loads(json.dumps(value, default=_json_default))
+    return safe
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).isoformat()
 
@@ -281,7 +298,7 @@ async def apply_transition(
     """
     kind = _kind(transition.kind)
     at = transition.at
-    evidence = dict(transition.evidence) if transition.evidence is not None else None
+    evidence = _json_safe(dict(transition.evidence)) if transition.evidence is not None else None
     detail: dict[str, Any] | None = {"evidence": evidence} if evidence is not None else None
     if kind == "open":
         t = alerts_t.c
@@ -335,6 +352,8 @@ async def acknowledge(
     at: datetime | None = None,
 ) -> AppliedTransition | None:
     """A person acknowledges an alert (does not commit). Already acknowledged → None; resolved → AlertStateError."""
+    if not by or not by.strip():
+        raise ValueError("say who: `by` must not be empty")
     at = at or datetime.now(UTC)
     alert = await _by_id_for_update(session, alert_id)
     if alert.state == "resolved":
@@ -354,6 +373,8 @@ async def resolve(
     at: datetime | None = None,
 ) -> AppliedTransition | None:
     """A person resolves an alert (``resolved_how = 'manual'``; does not commit). Already resolved → None."""
+    if not by or not by.strip():
+        raise ValueError("say who: `by` must not be empty")
     at = at or datetime.now(UTC)
     alert = await _by_id_for_update(session, alert_id)
     if alert.state == "resolved":

@@ -180,3 +180,23 @@ async def test_unknown_transition_kind_is_refused(db: Database) -> None:
     async with db.sessionmaker() as session:
         with pytest.raises(ValueError, match="unknown transition kind"):
             await alerts.apply_transition(session, AlertTransition("r", "g", "explode"), [])
+
+
+async def test_evidence_is_stored_as_plain_json(db: Database) -> None:
+    evidence = {"since": T0, "labels": ("bearing", "imbalance"), "count": 3}
+    async with db.session() as session:
+        applied = await alerts.apply_transition(session, AlertTransition("r", "g", "open", "minor", T0, evidence))
+        assert applied is not None
+        no_evidence = await alerts.apply_transition(session, AlertTransition("r", "g2", "open", "minor", T0))
+        assert no_evidence is not None
+    async with db.session() as session:
+        stored = await alerts.get_alert(session, applied.alert.id)
+        assert stored is not None
+        assert stored.evidence == {"since": "2026-11-25T12:00:00+00:00", "labels": ["bearing", "imbalance"], "count": 3}
+        empty = await alerts.get_alert(session, no_evidence.alert.id)
+        assert empty is not None
+        assert empty.evidence is None
+        with pytest.raises(ValueError, match="by"):
+            await alerts.acknowledge(session, applied.alert.id, " ")
+        with pytest.raises(alerts.AlertNotFound):
+            await alerts.resolve(session, 999_999, "alice")

@@ -428,3 +428,16 @@ async def test_worker_killed_mid_delivery_the_row_is_delivered_by_the_next_worke
     async with OutboxWorker(make_settings(migrated_url)):
         await eventually(lambda: all_in_state(db, "delivered", 1))
     assert [h["Idempotency-Key"] for h in receiver.arrivals] == [key, key]
+
+
+async def test_a_broken_template_makes_the_row_dead_with_the_reason(
+    db: Database, migrated_url: str, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    server = smtp_server()
+    await open_alert(db, [ActionSpec("email", "lead@example.test", {"subject": "{{ alert.no_such_field }}"})])
+    async with OutboxWorker(make_settings(migrated_url, smtp_port=server.port, actions_max_attempts=2)):
+        await eventually(lambda: all_in_state(db, "dead", 1))
+    (row,) = await outbox_rows(db)
+    assert "template error" in (row.last_error or "")
+    assert "no_such_field" in (row.last_error or "")
+    assert server.receiver.attempts == []

@@ -160,8 +160,9 @@ class Senders:
         domain = sender.rpartition("@")[2].strip(">") or "tinyfleet.local"
         msg = EmailMessage()
         msg["From"] = sender
-        msg["To"] = delivery.target
-        msg["Subject"] = render(str(params.get("subject", DEFAULT_SUBJECT)), context).strip()
+        msg["To"] = " ".join(delivery.target.split())
+        # One line whatever the template and the alert's fields contain (no header injection).
+        msg["Subject"] = " ".join(render(str(params.get("subject", DEFAULT_SUBJECT)), context).split())
         msg["Message-ID"] = message_id(delivery.idempotency_key, domain)
         msg["X-Tinyfleet-Idempotency-Key"] = delivery.idempotency_key
         at = delivery.payload.get("transition", {}).get("at")

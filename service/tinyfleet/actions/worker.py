@@ -130,6 +130,9 @@ class OutboxWorker:
             except (sa.exc.DBAPIError, OSError) as exc:
                 log.warning("%s: outbox claim failed (retrying): %s", self.name, exc)
                 claimed = 0
+            except Exception:  # a loop must not die: the rows stay pending and are tried again
+                log.exception("%s: unexpected error in the outbox loop (retrying)", self.name)
+                claimed = 0
             if claimed:
                 continue
             with contextlib.suppress(TimeoutError):
