@@ -496,3 +496,19 @@ def test_example_rule_set_runs() -> None:
     assert kinds(stop) == [("kws-stop-command", "mic-1", "open")]
     out = run_ticks(eng, T0, T0 + int(timedelta(minutes=16).total_seconds()) * S)
     assert ("device-silent", "pump-1", "open") in kinds(out)
+
+
+def test_cel_when() -> None:
+    eng = engine("""\
+- id: hot
+  match: {model: vib-cls, label: bearing_fault, when: "has(x.temp_c) && double(x.temp_c) > 70.0 && tags.line == 'L1'"}
+""")
+    tags = {"line": "L1"}
+    assert eng.feed([vib(T0, x={"temp_c": 65}, tags=tags)]) == []
+    assert eng.feed([vib(T0 + S, tags=tags)]) == []  # no temp_c: has() is false
+    assert eng.feed([vib(T0 + 2 * S, x={"temp_c": "hot"}, tags=tags)]) == []  # error in CEL: no match
+    assert kinds(eng.feed([vib(T0 + 3 * S, x={"temp_c": 71}, tags=tags)])) == [("hot", "pump-1", "open")]
+    eng = engine("- id: d\n  match: {model: ad01, when: 'anom > 2.0 && device.startsWith(\"m-\")'}\n")
+    assert eng.feed([ad(T0, 1.0)]) == []
+    assert kinds(eng.feed([ad(T0 + S, 3.0)])) == [("d", "m-1", "open")]
+    assert eng.feed([ad(T0, 3.0, dev="x-1")]) == []

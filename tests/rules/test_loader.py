@@ -50,6 +50,27 @@ def test_schema_is_up_to_date() -> None:
     assert "Rule" in schema["$defs"]
 
 
+def test_example_rules_validate_against_the_schema() -> None:
+    import jsonschema_rs  # comes with schemathesis (dev)
+    import yaml
+
+    validator = jsonschema_rs.validator_for(json.loads((REPO / "rules" / "schema.json").read_text(encoding="utf-8")))
+    files = sorted((REPO / "rules").glob("*.yml"))
+    assert len(files) >= 4
+    for f in files:
+        assert validator.is_valid(yaml.safe_load(f.read_text(encoding="utf-8"))), f
+    good = [{
+        "id": "a",
+        "match": {"model": "m", "label": "x", "score": 0.5, "x.temp": {"gt": 3}},
+        "window": {"count": 2, "within": "5m"},
+        "actions": [{"email": "a@b.c"}, {"webhook": {"url": "https://h/"}}],
+    }]  # fmt: skip
+    assert validator.is_valid(good)
+    for bad in ({"bogus": 1}, {"window": {"count": 2, "within": "5 minutes"}}, {"severity": "huge"},
+                {"actions": [{"sms": "+1"}]}):  # fmt: skip
+        assert not validator.is_valid([{**good[0], **bad}]), bad
+
+
 def test_design_example_and_action_shorthands() -> None:
     rs = load_rules_text(
         {
@@ -205,3 +226,10 @@ def test_several_errors_are_all_reported() -> None:
         "r.yml:2:17: 0.match.kind: Input should be less than or equal to 3",
         "r.yml:5:11: 1.window.within: Field required",
     ]
+
+
+def test_cel_when_is_checked_at_load() -> None:
+    msg = one({"r.yml": "- id: a\n  match: {kind: 0, when: 'score >'}\n"})
+    assert msg.startswith("r.yml:2:26: 0.match.when: invalid CEL expression")
+    msg = one({"r.yml": "- id: a\n  match: {kind: 0, when: 'temperature > 3.0'}\n"})
+    assert msg.startswith("r.yml:2:26: 0.match.when: unknown variable(s) in CEL expression: temperature")

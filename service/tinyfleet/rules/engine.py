@@ -43,7 +43,7 @@ from functools import partial
 from typing import Any, Literal
 
 from tinyfleet.rules.loader import RuleSet
-from tinyfleet.rules.model import Cmp, Condition, LabelCmp, Match, Rule, XCmp
+from tinyfleet.rules.model import Cmp, Condition, LabelCmp, Match, Rule, XCmp, compile_cel
 
 __all__ = ["EventFact", "RuleEngine", "Transition", "to_ms"]
 
@@ -257,6 +257,35 @@ def _and(preds: list[Pred]) -> Pred:
     return p
 
 
+_CEL_GETTERS: dict[str, Callable[[EventFact], Any]] = {
+    "device": lambda e: e.device_id,
+    "time": lambda e: to_ms(e.time),
+    "model": lambda e: e.model,
+    "mver": lambda e: e.mver,
+    "kind": lambda e: e.kind,
+    "label": lambda e: e.label,
+    "score": lambda e: e.score,
+    "anom": lambda e: e.anom,
+    "lat": lambda e: e.lat,
+    "x": lambda e: dict(e.x) if e.x is not None else {},
+    "site": lambda e: e.site,
+    "tags": lambda e: dict(e.tags) if e.tags is not None else {},
+}
+
+
+def _cel_pred(expr: str) -> Pred:
+    prog = compile_cel(expr)
+    getters = tuple((name, _CEL_GETTERS[name]) for name in prog.variables())
+
+    def p(e: EventFact) -> bool:
+        try:
+            return prog.execute({name: get(e) for name, get in getters}) is True
+        except (TypeError, ValueError, KeyError, RuntimeError, ArithmeticError):
+            return False  # e.g. a missing extras key, null compared with a number: no match
+
+    return p
+
+
 def _tag_pred(tag: str, values: frozenset[str]) -> Pred:
     return lambda e: e.tags is not None and e.tags.get(tag) in values
 
@@ -324,6 +353,9 @@ def _compile_match(m: Match | None, ruleset: RuleSet, h: float) -> _CompiledMatc
     for tag, values in (m.tags or {}).items():
         vs = frozenset(values)
         rest.append(_tag_pred(tag, vs))
+        relaxed.append(rest[-1])
+    if m.when is not None:
+        rest.append(_cel_pred(m.when))
         relaxed.append(rest[-1])
     flt = _Filter(
         frozenset({m.model}) if m.model is not None else None,

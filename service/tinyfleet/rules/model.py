@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import cel
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -43,6 +44,7 @@ __all__ = [
     "Stats",
     "WebhookAction",
     "Window",
+    "compile_cel",
     "parse_duration",
     "severity_rank",
 ]
@@ -57,6 +59,25 @@ _DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d))+$")
 _PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 DURATION_PATTERN = _DURATION_RE.pattern
 _SLUG_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+CEL_VARIABLES = frozenset(
+    {"device", "time", "model", "mver", "kind", "label", "score", "anom", "lat", "x", "site", "tags"}
+)
+
+
+def compile_cel(expr: str) -> cel.Program:
+    """Compile a `when:` expression (CEL, sandboxed: no I/O, no Python). ValueError when invalid."""
+    try:
+        prog = cel.compile(expr)
+    except (ValueError, RuntimeError) as e:
+        msg = str(e).replace("\n", " ")
+        raise ValueError(f"invalid CEL expression: {msg}") from None
+    unknown = sorted(set(prog.variables()) - CEL_VARIABLES)
+    if unknown:
+        raise ValueError(f"unknown variable(s) in CEL expression: {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(CEL_VARIABLES))})")  # fmt: skip
+    return prog
 
 
 def severity_rank(s: str) -> int:
@@ -131,7 +152,7 @@ def _bare_to_eq(v: object) -> object:
     return v
 
 
-NumCmp = Annotated[Cmp, BeforeValidator(_bare_to_eq)]
+NumCmp = Annotated[Cmp, BeforeValidator(_bare_to_eq, json_schema_input_type=float | Cmp)]
 LabelRef = Annotated[str | int, Field(description="label name (from the model's labels) or class index")]
 
 
@@ -189,23 +210,49 @@ def _str_list(v: object) -> object:
     return [v] if isinstance(v, str | int) and not isinstance(v, bool) else v
 
 
-StrList = Annotated[list[str], BeforeValidator(_str_list), Field(min_length=1)]
+StrList = Annotated[list[str], BeforeValidator(_str_list, json_schema_input_type=str | list[str]), Field(min_length=1)]
 
 
 class Match(_Strict):
     """Predicates on one event (all given must hold). Keys `x.<name>` are shorthand for `x: {<name>: …}`."""
 
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"patternProperties": {r"^x\.[^.]{1,64}$": {"description": "shorthand for x: {<key>: …}"}}},
+    )
+
     model: str | int | None = Field(None, description="model id (registry name or numeric id)")
     mver: NumCmp | None = None
     kind: KindName | Annotated[int, Field(ge=0, le=3)] | None = None
-    label: Annotated[LabelCmp, BeforeValidator(_label_shorthand)] | None = None
+    label: (
+        Annotated[
+            LabelCmp,
+            BeforeValidator(_label_shorthand, json_schema_input_type=LabelRef | list[LabelRef] | LabelCmp),
+        ]
+        | None
+    ) = None
     score: NumCmp | None = None
     anom: NumCmp | None = None
     lat: NumCmp | None = Field(None, description="inference latency, µs")
-    x: dict[str, Annotated[XCmp, BeforeValidator(_x_shorthand)]] | None = None
+    x: dict[str, Annotated[XCmp, BeforeValidator(_x_shorthand, json_schema_input_type=Scalar | XCmp)]] | None = None
     device: StrList | None = None
     site: StrList | None = None
-    tags: dict[str, Annotated[list[str], BeforeValidator(_str_list), Field(min_length=1)]] | None = None
+    tags: dict[str, StrList] | None = None
+    when: str | None = Field(
+        None,
+        description="a CEL expression over the event (variables: " + ", ".join(sorted(CEL_VARIABLES)) + "); "
+        "an evaluation error or a non-boolean result counts as no match",
+    )
+
+    @field_validator("when")
+    @classmethod
+    def _cel(cls, v: str | None) -> str | None:
+        if v is not None:
+            compile_cel(v)
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -345,8 +392,11 @@ class Condition(_Strict):
 # actions
 
 
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
 class EmailAction(_Strict):
-    to: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]], BeforeValidator(_str_list)] = Field(
+    to: Annotated[list[Address], BeforeValidator(_str_list, json_schema_input_type=Address | list[Address])] = Field(
         min_length=1
     )
     subject: str | None = None
@@ -368,19 +418,19 @@ class MqttAction(_Strict):
     qos: Literal[0, 1] = 1
 
 
-def _wrap(key: str) -> Any:
+def _wrap(key: str, model: type[BaseModel]) -> Any:
     def f(v: object) -> object:
         return {key: v} if isinstance(v, str) else v
 
-    return BeforeValidator(f)
+    return BeforeValidator(f, json_schema_input_type=str | model)
 
 
 class Action(_Strict):
     """One of `email`, `webhook`, `nodered`, `mqtt` (a one-key map)."""
 
-    email: Annotated[EmailAction, _wrap("to")] | None = None
-    webhook: Annotated[WebhookAction, _wrap("url")] | None = None
-    nodered: Annotated[NoderedAction, _wrap("path")] | None = None
+    email: Annotated[EmailAction, _wrap("to", EmailAction)] | None = None
+    webhook: Annotated[WebhookAction, _wrap("url", WebhookAction)] | None = None
+    nodered: Annotated[NoderedAction, _wrap("path", NoderedAction)] | None = None
     mqtt: MqttAction | None = None
 
     @model_validator(mode="after")
