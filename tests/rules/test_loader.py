@@ -233,3 +233,27 @@ def test_cel_when_is_checked_at_load() -> None:
     assert msg.startswith("r.yml:2:26: 0.match.when: invalid CEL expression")
     msg = one({"r.yml": "- id: a\n  match: {kind: 0, when: 'temperature > 3.0'}\n"})
     assert msg.startswith("r.yml:2:26: 0.match.when: unknown variable(s) in CEL expression: temperature")
+
+
+def test_models_sections_labels_yml_and_conflicts() -> None:
+    rs = load_rules_text({
+        "labels.yml": "models:\n  pump: {labels: {ok: 0, cavitation: 7}}\n",
+        "empty.yml": "# nothing yet\n",
+        "r.yml": "- id: cav\n  match: {model: pump, label: cavitation}\n",
+    })  # fmt: skip
+    assert rs.labels("pump") == {"ok": 0, "cavitation": 7}
+    assert rs.labels("other") is None
+    # the same model defined twice, identically: fine; differently: an error at the second definition
+    load_rules_text({"a.yml": "models:\n  p: {labels: [a, b]}\n", "b.yml": "models:\n  p: {labels: [a, b]}\n"})
+    with pytest.raises(RuleSetError) as exc:
+        load_rules_text({"a.yml": "models:\n  p: {labels: [a, b]}\n", "b.yml": "models:\n  p: {labels: [b, a]}\n"})
+    assert [str(i) for i in exc.value.issues] == ["b.yml:2:3: model 'p' is also defined, differently, in a.yml"]
+    with pytest.raises(RuleSetError) as exc:
+        load_rules_text({"a.yml": "models:\n  p: {labels: [a, a]}\n"})
+    assert str(exc.value.issues[0]).startswith("a.yml:2:15: models.p.labels: duplicate label names")
+
+
+def test_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(RuleSetError) as exc:
+        load_rules(tmp_path / "missing")
+    assert exc.value.issues[0].message == "not a directory"
