@@ -458,8 +458,15 @@ class _WindowNode(_Node):
         return len(dq) >= (self.count_held if held else self.count)
 
     def wake(self, st: list[Any], now: int) -> int | None:
+        # expiry only lowers the count: a wake-up matters only while the count reaches a threshold, at the
+        # moment it falls below it (the plain one first, then the one relaxed by hysteresis)
         dq = st[self.idx]
-        return dq[0] + self.within if dq else None
+        n = len(dq)
+        if n >= self.count:
+            return int(dq[n - self.count]) + self.within
+        if n >= self.count_held:
+            return int(dq[n - self.count_held]) + self.within
+        return None
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         dq = st[self.idx]
@@ -929,8 +936,15 @@ class RuleEngine:
     def _eval(self, cr: _CompiledRule, g: str, gs: _Group, now: int, out: list[Transition]) -> None:
         a = gs.alert
         nodes = gs.nodes
+        root = cr.root
+        if a is None and gs.resolved_at is None and not root.value(nodes, now, False):
+            # the common case, short: nothing open, nothing happens
+            w = root.wake(nodes, now)
+            if w is not None and w > now and (gs.wake is None or w < gs.wake):
+                self._schedule(cr, g, gs, w)
+            return
         if a is None:
-            if cr.root.value(nodes, now, False):
+            if root.value(nodes, now, False):
                 if gs.resolved_at is not None and cr.cooldown is not None and now < gs.resolved_at + cr.cooldown:
                     self._schedule(cr, g, gs, gs.resolved_at + cr.cooldown)
                 else:
