@@ -512,3 +512,18 @@ def test_cel_when() -> None:
     assert eng.feed([ad(T0, 1.0)]) == []
     assert kinds(eng.feed([ad(T0 + S, 3.0)])) == [("d", "m-1", "open")]
     assert eng.feed([ad(T0, 3.0, dev="x-1")]) == []
+
+
+def test_replay_has_exact_times() -> None:
+    from tinyfleet.rules import replay
+
+    rs = ruleset(SILENT + BEARING_RULE)
+    events = [vib(T0 + 123), vib(T0 + M), vib(T0 + 2 * M), vib(T0 + 40 * M, label=0)]
+    out = replay(rs, events, until=T0 + 60 * M)
+    assert [(t.rule_id, t.kind, t.at_ms) for t in out] == [
+        ("bearing-fault", "open", T0 + 2 * M),
+        ("bearing-fault", "resolve", T0 + 123 + 5 * M),  # the first event leaves the window
+        ("silent", "open", T0 + 17 * M),  # exactly 15 min after the last event
+        ("silent", "resolve", T0 + 40 * M),
+        ("silent", "open", T0 + 55 * M),
+    ]

@@ -3,7 +3,7 @@
 No I/O beyond reading rule files; nothing here knows about MQTT, the database or actions.
 """
 
-from tinyfleet.rules.engine import EventFact, RuleEngine, Transition, to_ms
+from tinyfleet.rules.engine import EventFact, RuleEngine, Transition, replay, to_ms
 from tinyfleet.rules.loader import RuleIssue, RuleSet, RuleSetError, json_schema, load_rules, load_rules_text
 from tinyfleet.rules.model import Rule
 
@@ -18,5 +18,6 @@ __all__ = [
     "json_schema",
     "load_rules",
     "load_rules_text",
+    "replay",
     "to_ms",
 ]
