@@ -929,6 +929,9 @@ class RuleEngine:
                 continue
             gs.wake = None
             self._eval(cr, g, gs, n, out)
+        if len(out) > 1:  # a canonical order, independent of the heap's history (e.g. after a restore)
+            by_id = self._by_id
+            out.sort(key=lambda t: (by_id[t.rule_id].idx, t.group))
         return out
 
     def advance(self, to: datetime | int) -> list[Transition]:
