@@ -527,3 +527,21 @@ def test_replay_has_exact_times() -> None:
         ("silent", "resolve", T0 + 40 * M),
         ("silent", "open", T0 + 55 * M),
     ]
+
+
+def test_expected_devices_that_never_send_are_silent() -> None:
+    eng = engine(SILENT + "- id: no-kws\n  absence: {of: {model: kws}, for: 5m}\n")
+    assert eng.expect("pump-9", T0, model="vib-cls") == []  # a vib-cls device: no kws clock
+    assert eng.expect("mic-9", T0, model="kws") == []
+    assert eng.expect("other", T0) == []  # model unknown: only rules naming no model
+    out = run_ticks(eng, T0, T0 + 16 * M, 10 * S)
+    assert sorted((t.rule_id, t.group, t.at_ms) for t in out) == [
+        ("no-kws", "mic-9", T0 + 5 * M),
+        ("silent", "mic-9", T0 + 15 * M),
+        ("silent", "other", T0 + 15 * M),
+        ("silent", "pump-9", T0 + 15 * M),
+    ]
+    # a clock already running is not reset
+    eng.feed([vib(T0 + 16 * M, dev="pump-9", label=0)])
+    eng.expect("pump-9", T0 + 20 * M, model="vib-cls")
+    assert [t.at_ms for t in run_ticks(eng, T0 + 17 * M, T0 + 32 * M, 10 * S)] == [T0 + 31 * M]

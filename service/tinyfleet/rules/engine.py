@@ -934,6 +934,39 @@ class RuleEngine:
             out.sort(key=lambda t: (by_id[t.rule_id].idx, t.group))
         return out
 
+    def expect(
+        self,
+        device_id: str,
+        since: datetime | int,
+        *,
+        model: str | int | None = None,
+        site: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[Transition]:
+        """Start the absence clocks of a device that has sent nothing yet (e.g. one registered in the database
+        when the service starts): it then counts as silent from `since`. Only absence rules whose event filter
+        admits `model` (any model when None: only rules that do not name one) are concerned; clocks already
+        running are left alone."""
+        t = to_ms(since)
+        probe = EventFact(device_id, t, model if model is not None else "", site=site, tags=tags)
+        out: list[Transition] = []
+        for cr in self._rules:
+            nodes = [n for n in cr.nodes if isinstance(n, _AbsenceNode)]
+            if not nodes:
+                continue
+            if not any(f.models is None or (model is not None and model in f.models) for n in nodes
+                       for f in n.filters):  # fmt: skip
+                continue
+            g = cr.group_of(probe)
+            gs = cr.groups.get(g)
+            if gs is None:
+                gs = cr.groups[g] = cr.new_group()
+            for n in nodes:
+                if gs.nodes[n.idx] is None:
+                    gs.nodes[n.idx] = t
+            self._eval(cr, g, gs, max(self.now, t), out)
+        return out
+
     def advance(self, to: datetime | int) -> list[Transition]:
         """Like `tick(to)`, but every due wake-up is evaluated at its own time, in order: the transitions carry
         the exact times (an absence opens at last event + T, not at the next tick). For replays."""
