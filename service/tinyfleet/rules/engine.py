@@ -896,22 +896,25 @@ class RuleEngine:
     def feed(self, events: Iterable[EventFact]) -> list[Transition]:
         out: list[Transition] = []
         index = self._index
+        evaluate = self._eval
+        now = self.now
         for e in events:
             t = e.time
             if type(t) is not int:
                 t = to_ms(t)
-            if t > self.now:
-                self.now = t
+            if t > now:
+                self.now = now = t
             rules = index.get((e.model, e.kind, e.label))
             if rules is None:
                 rules = self._rules_for(e)
             for cr in rules:
                 g = cr.group_of(e)
-                gs = cr.groups.get(g)
+                groups = cr.groups
+                gs = groups.get(g)
                 if gs is None:
-                    gs = cr.groups[g] = cr.new_group()
+                    gs = groups[g] = cr.new_group()
                 cr.root.on_event(gs.nodes, e, t)
-                self._eval(cr, g, gs, self.now, out)
+                evaluate(cr, g, gs, now, out)
         return out
 
     def tick(self, now: datetime | int) -> list[Transition]:
