@@ -55,12 +55,11 @@ class AlertStateError(AlertError, ValueError):
 
 
 class TransitionLike(Protocol):
-    """What `apply_transition` reads; the rules engine's own Transition objects fit if they have these."""
+    """What `apply_transition` reads; the rules engine's own Transition objects fit if they have these
+    (the group may be called `group_key` or `group`)."""
 
     @property
     def rule_id(self) -> str: ...
-    @property
-    def group_key(self) -> str: ...
     @property
     def kind(self) -> Any: ...  # a str or a str-valued Enum
     @property
@@ -172,6 +171,15 @@ def _kind(value: Any) -> str:
     if kind not in TRANSITION_KINDS:
         raise ValueError(f"unknown transition kind {kind!r} (expected one of {', '.join(TRANSITION_KINDS)})")
     return kind
+
+
+def _group_key(transition: Any) -> str:
+    group = getattr(transition, "group_key", None)
+    if group is None:
+        group = getattr(transition, "group", None)
+    if group is None:
+        raise ValueError("a transition needs a group_key (or group)")
+    return str(group)
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
@@ -297,6 +305,7 @@ async def apply_transition(
     Returns None when there is nothing to change (no active alert, already escalated, ...): no event, no action.
     """
     kind = _kind(transition.kind)
+    group_key = _group_key(transition)
     at = transition.at
     evidence = _json_safe(dict(transition.evidence)) if transition.evidence is not None else None
     detail: dict[str, Any] | None = {"evidence": evidence} if evidence is not None else None
@@ -306,7 +315,7 @@ async def apply_transition(
             pg_insert(alerts_t)
             .values(
                 rule_id=transition.rule_id,
-                group_key=transition.group_key,
+                group_key=group_key,
                 state="open",
                 severity=transition.severity,
                 opened_at=at,
@@ -323,7 +332,7 @@ async def apply_transition(
             return None
         return await _record_transition(session, _rec(AlertRecord, row), "open", at, detail, actions)
 
-    alert = await _active_for_update(session, transition.rule_id, transition.group_key)
+    alert = await _active_for_update(session, transition.rule_id, group_key)
     if alert is None:
         return None
     if kind == "ack":

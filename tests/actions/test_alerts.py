@@ -3,7 +3,9 @@ in the very transaction of the alert change."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -200,3 +202,35 @@ async def test_evidence_is_stored_as_plain_json(db: Database) -> None:
             await alerts.acknowledge(session, applied.alert.id, " ")
         with pytest.raises(alerts.AlertNotFound):
             await alerts.resolve(session, 999_999, "alice")
+
+
+@dataclass(frozen=True)
+class EngineShapedTransition:
+    """The shape the rules engine produces: `group` instead of `group_key`, `at` derived from `at_ms`."""
+
+    rule_id: str
+    group: str
+    kind: str
+    severity: str
+    at_ms: int
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.at_ms / 1000, UTC)
+
+
+async def test_engine_shaped_transitions_are_accepted(db: Database) -> None:
+    at_ms = int(T0.timestamp() * 1000)
+    async with db.session() as session:
+        opened = await alerts.apply_transition(
+            session, EngineShapedTransition("silent", "dev-9", "open", "warning", at_ms, {"quiet_s": 900}), [HOOK]
+        )
+        assert opened is not None
+        assert opened.alert.group_key == "dev-9"
+        assert opened.alert.opened_at == T0
+        resolved = await alerts.apply_transition(
+            session, EngineShapedTransition("silent", "dev-9", "resolve", "warning", at_ms + 1000)
+        )
+        assert resolved is not None
+        assert resolved.alert.state == "resolved"

@@ -441,3 +441,44 @@ async def test_a_broken_template_makes_the_row_dead_with_the_reason(
     assert "template error" in (row.last_error or "")
     assert "no_such_field" in (row.last_error or "")
     assert server.receiver.attempts == []
+
+
+async def test_rule_file_placeholders_and_a_text_mqtt_payload(db: Database, migrated_url: str) -> None:
+    # Rule files write `tf/v1/{device}/cmd` and payloads as text; per-device rules group by the device id.
+    got = threading.Event()
+    subscribed = threading.Event()
+    received: list[mqtt.MQTTMessage] = []
+    prefix = f"tfph{free_port()}"
+    sub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    sub.on_connect = lambda client, *_: client.subscribe(f"{prefix}/+/cmd", qos=1)
+    sub.on_subscribe = lambda *_: subscribed.set()
+    sub.on_message = lambda _c, _u, msg: (received.append(msg), got.set())
+    sub.connect(MQTT_HOST, MQTT_PORT)
+    sub.loop_start()
+    try:
+        assert await asyncio.to_thread(subscribed.wait, 10)
+        text = '{"cmd":"capture","rule":"{rule}","seconds":10}'
+        await open_alert(db, [ActionSpec("mqtt", prefix + "/{device}/cmd", {"payload": text, "qos": 1})], group="m-3")
+        settings = make_settings(migrated_url, mqtt_url=f"mqtt://{MQTT_HOST}:{MQTT_PORT}", mqtt_protocol=4)
+        async with OutboxWorker(settings):
+            await eventually(lambda: all_in_state(db, "delivered", 1))
+        assert await asyncio.to_thread(got.wait, 10)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    (msg,) = received
+    assert msg.topic == f"{prefix}/m-3/cmd"
+    assert json.loads(msg.payload) == {"cmd": "capture", "rule": "bearing-fault", "seconds": 10}
+
+
+async def test_rule_file_email_subject_and_template(
+    db: Database, migrated_url: str, smtp_server: Callable[..., SmtpServer]
+) -> None:
+    server = smtp_server()
+    params = {"subject": "Bearing fault on {device}", "template": "{{ rule }} / {{ severity }} on {{ device }}"}
+    await open_alert(db, [ActionSpec("email", "lead@example.test", params)], group="pump-7")
+    async with OutboxWorker(make_settings(migrated_url, smtp_port=server.port)):
+        await eventually(lambda: all_in_state(db, "delivered", 1))
+    (msg,) = server.receiver.accepted
+    assert msg["Subject"] == "Bearing fault on pump-7"
+    assert msg.get_content().strip() == "bearing-fault / critical on pump-7"

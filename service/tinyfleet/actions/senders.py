@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -74,12 +75,20 @@ class Delivery:
         return params if isinstance(params, Mapping) else {}
 
     def context(self) -> dict[str, Any]:
-        """What templates see: `alert`, `transition`, `params`, `idempotency_key`."""
+        """What templates see: `alert`, `transition`, `params`, `idempotency_key`, and the shortcuts `rule`,
+        `group`, `device` (evidence's `device`, else the group), `severity` (also as `{rule}`-style placeholders)."""
+        alert = self.payload.get("alert") or {}
+        evidence = alert.get("evidence") or {}
+        group = str(alert.get("group_key", ""))
         return {
-            "alert": self.payload.get("alert", {}),
+            "alert": alert,
             "transition": self.payload.get("transition", {}),
             "params": self.params,
             "idempotency_key": self.idempotency_key,
+            "rule": str(alert.get("rule_id", "")),
+            "group": group,
+            "device": str(evidence.get("device", group)) if isinstance(evidence, Mapping) else group,
+            "severity": str(alert.get("severity", "")),
         }
 
     def document(self) -> dict[str, Any]:
@@ -101,8 +110,14 @@ class Sender(Protocol):
 _templates = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+#: Single-brace placeholders of rule files (`tf/v1/{device}/cmd`), replaced before Jinja2 runs.
+_PLACEHOLDER = re.compile(r"(?<!\{)\{(rule|group|device|severity)\}(?!\})")
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
-    """Render a (sandboxed, strict) Jinja2 template; an error is a DeliveryError naming the problem."""
+    """Render a (sandboxed, strict) Jinja2 template, after the `{rule}`/`{group}`/`{device}`/`{severity}`
+    placeholders; an error is a DeliveryError naming the problem."""
+    template = _PLACEHOLDER.sub(lambda m: str(context.get(m.group(1), m.group(0))), template)
     try:
         return _templates.from_string(template).render(**context)
     except jinja2.TemplateError as exc:
@@ -168,7 +183,7 @@ class Senders:
         at = delivery.payload.get("transition", {}).get("at")
         when = datetime.fromisoformat(at) if isinstance(at, str) else datetime.now(UTC)
         msg["Date"] = format_datetime(when)
-        msg.set_content(render(str(params.get("body", DEFAULT_BODY)), context))
+        msg.set_content(render(str(params.get("body", params.get("template", DEFAULT_BODY))), context))
         return msg
 
     async def email(self, delivery: Delivery) -> None:
@@ -225,12 +240,18 @@ class Senders:
         if not topic or any(c in topic for c in "+#\0"):
             raise DeliveryError(f"not a topic to publish to: {topic!r}")
         params = delivery.params
-        if "payload" in params:
-            payload = json.dumps(params["payload"], sort_keys=True, separators=(",", ":")).encode()
-        else:
+        given = params.get("payload")
+        if given is None:
             payload = delivery.body()
+        elif isinstance(given, str):  # a text payload is a template too
+            payload = render(given, delivery.context()).encode()
+        else:
+            payload = json.dumps(given, sort_keys=True, separators=(",", ":")).encode()
+        qos = int(params.get("qos", 1))
+        if qos not in (0, 1):
+            raise DeliveryError(f"MQTT actions publish with QoS 0 or 1, not {qos}")
         await asyncio.to_thread(
-            self._mqtt.publish, topic, payload, delivery.idempotency_key, bool(params.get("retain", False))
+            self._mqtt.publish, topic, payload, delivery.idempotency_key, bool(params.get("retain", False)), qos
         )
 
 
@@ -280,7 +301,7 @@ class MqttPublisher:
             raise DeliveryError(f"MQTT {endpoint}: not connected ({self._refused or 'no CONNACK'})")
         return client
 
-    def publish(self, topic: str, payload: bytes, idempotency_key: str, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: bytes, idempotency_key: str, retain: bool = False, qos: int = 1) -> None:
         with self._lock:
             try:
                 if self._client is None or not self._connected.is_set():
@@ -291,7 +312,7 @@ class MqttPublisher:
                 if self.settings.mqtt_protocol == 5:
                     properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                     properties.UserProperty = ("idempotency-key", idempotency_key)
-                info = client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+                info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
                 info.wait_for_publish(self.settings.actions_timeout_s)
                 if not info.is_published():
                     self._drop()
