@@ -545,3 +545,22 @@ def test_expected_devices_that_never_send_are_silent() -> None:
     eng.feed([vib(T0 + 16 * M, dev="pump-9", label=0)])
     eng.expect("pump-9", T0 + 20 * M, model="vib-cls")
     assert [t.at_ms for t in run_ticks(eng, T0 + 17 * M, T0 + 32 * M, 10 * S)] == [T0 + 31 * M]
+
+
+def test_evidence_of_a_composition_is_json() -> None:
+    eng = engine("""\
+- id: combo
+  all:
+    - match: {model: ad01}
+      stats: {of: anom, fn: mean, within: 1m, gt: 1}
+    - any:
+        - match: {model: ad01, anom: {gt: 5}}
+        - absence: {for: 1h}
+  for: 2s
+""")
+    eng.feed([ad(T0, 2.0), ad(T0 + S, 6.0)])
+    (t,) = eng.tick(T0 + 3 * S)
+    assert t.kind == "open"
+    assert set(t.evidence) == {"for", "all.0.stats", "all.1.any.0.match", "all.1.any.1.absence"}
+    assert t.evidence["all.0.stats"]["value"] == 4.0
+    json.dumps(t.evidence)

@@ -257,3 +257,24 @@ def test_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(RuleSetError) as exc:
         load_rules(tmp_path / "missing")
     assert exc.value.issues[0].message == "not a directory"
+
+
+def test_yaml_anchors_and_merge_keys() -> None:
+    text = """\
+- &base
+  id: a
+  match: {model: m, kind: 0}
+  severity: major
+  cooldown: 10m
+- <<: *base
+  id: b
+  severity: minor
+- <<: *base
+  id: c
+  cooldown: 0s
+"""
+    assert one({"r.yml": text}) == "r.yml:11:13: 2.cooldown: duration '0s' must be greater than zero"
+    rs = load_rules_text({"r.yml": text.replace("0s", "1s")})
+    assert [(r.id, r.severity, r.cooldown) for r in rs.rules] == [
+        ("a", "major", 600_000), ("b", "minor", 600_000), ("c", "major", 1000),
+    ]  # fmt: skip
