@@ -564,3 +564,19 @@ def test_evidence_of_a_composition_is_json() -> None:
     assert set(t.evidence) == {"for", "all.0.stats", "all.1.any.0.match", "all.1.any.1.absence"}
     assert t.evidence["all.0.stats"]["value"] == 4.0
     json.dumps(t.evidence)
+
+
+def test_prune_forgets_idle_groups_only() -> None:
+    eng = engine(BEARING_RULE + SILENT + "- id: hot\n  match: {model: ad01, anom: {gt: 1}}\n  cooldown: 10m\n")
+    eng.feed([vib(T0, dev=f"p{i}") for i in range(100)])
+    eng.feed([ad(T0, 2.0), ad(T0 + S, 0.5)])  # opened and resolved: cooldown running
+    assert eng.prune() == 0  # windows hold events
+    eng.tick(T0 + 6 * M)
+    # the windows are empty now; the absence clocks (101 devices) and the cooldown stay
+    assert eng.prune() == 100
+    assert eng.prune() == 0
+    eng.tick(T0 + 12 * M)
+    assert eng.prune() == 1  # cooldown over
+    snap = eng.snapshot()
+    assert set(snap["rules"]["bearing-fault"]["groups"]) == set()
+    assert len(snap["rules"]["silent"]["groups"]) == 101

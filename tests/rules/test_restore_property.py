@@ -1,5 +1,5 @@
-"""Property: an engine snapshotted and restored (through JSON) at arbitrary points emits exactly the transitions
-of an engine that ran without interruption — a restart neither loses nor double-fires an alert."""
+"""Property: an engine pruned, snapshotted and restored (through JSON) at arbitrary points emits exactly the
+transitions of an engine that ran without interruption — a restart neither loses nor double-fires an alert."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def run(evs: list[EventFact], restore_at: set[int]) -> list[tuple[str, str, str,
             out += eng.tick(next_tick)
             next_tick += 1000
         if i in restore_at:
+            eng.prune()
             eng = RuleEngine.restore(RS, json.loads(json.dumps(eng.snapshot())))
         out += eng.feed([e])
     end = next_tick + 60_000

@@ -395,6 +395,10 @@ class _Node:
     def load(self, o: Any) -> Any:
         return o
 
+    def blank(self, st: list[Any], now: int) -> bool:
+        """True when the state is as good as new (the group can be forgotten without changing anything)."""
+        return st[self.idx] is None
+
 
 def _min(a: int | None, b: int | None) -> int | None:
     if a is None:
@@ -421,6 +425,10 @@ class _MatchNode(_Node):
         e = st[self.idx]
         if e is not None:
             out[self.name] = {k: v for k, v in e.to_json().items() if v is not None and k not in ("site", "tags")}
+
+    def blank(self, st: list[Any], now: int) -> bool:
+        e = st[self.idx]
+        return e is None or not self.m.pred(e)  # a latest event that does not match counts as none
 
     def dump(self, s: Any) -> Any:
         return s.to_json() if s is not None else None
@@ -467,6 +475,10 @@ class _WindowNode(_Node):
         if n >= self.count_held:
             return int(dq[n - self.count_held]) + self.within
         return None
+
+    def blank(self, st: list[Any], now: int) -> bool:
+        self.value(st, now, False)  # expire
+        return not st[self.idx]
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         dq = st[self.idx]
@@ -560,6 +572,10 @@ class _StatsNode(_Node):
         dq = st[self.idx][0]
         return dq[0][0] + self.within if dq else None
 
+    def blank(self, st: list[Any], now: int) -> bool:
+        self._expire(st[self.idx], now)
+        return not st[self.idx][0]
+
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         s = st[self.idx]
         out[self.name] = {"of": self.attr, "fn": self.fn, "value": self.stat(s), "count": len(s[1]),
@@ -607,6 +623,9 @@ class _RateNode(_Node):
         edge -= self.baseline
         while base and base[0] <= edge:
             base.popleft()
+
+    def blank(self, st: list[Any], now: int) -> bool:
+        return st[self.idx][2] is None  # the warm-up clock matters
 
     def rates(self, s: list[Any]) -> tuple[float, float]:
         return len(s[0]) * 60_000 / self.window, len(s[1]) * 60_000 / self.baseline
@@ -691,6 +710,9 @@ class _ForNode(_Node):
             w = _min(w, since + self.dur)
         return w
 
+    def blank(self, st: list[Any], now: int) -> bool:
+        return st[self.idx] is None and self.child.blank(st, now)
+
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         since = st[self.idx]
         out[self.name] = {"since_ms": since, "for_ms": self.dur}
@@ -721,6 +743,9 @@ class _AllNode(_Node):
         for c in self.children:
             c.evidence(st, now, out)
 
+    def blank(self, st: list[Any], now: int) -> bool:
+        return all(c.blank(st, now) for c in self.children)
+
 
 class _NotNode(_Node):
     def __init__(self, child: _Node) -> None:
@@ -735,6 +760,9 @@ class _NotNode(_Node):
 
     def wake(self, st: list[Any], now: int) -> int | None:
         return self.child.wake(st, now)
+
+    def blank(self, st: list[Any], now: int) -> bool:
+        return self.child.blank(st, now)
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         self.child.evidence(st, now, out)
@@ -1076,6 +1104,24 @@ class RuleEngine:
         out: list[Transition] = []
         self._resolve(cr, group, gs, now, out, manual=True)
         return out[0]
+
+    def prune(self) -> int:
+        """Forget groups whose state is as good as new (no alert, no cooldown running, empty windows, …), to
+        bound memory when groups come and go; returns how many. Changes no future transition. Absence clocks
+        and rate warm-ups are kept. Cost: one pass over the groups — call it every few minutes."""
+        now = self.now
+        n = 0
+        for cr in self._rules:
+            idle = [
+                g for g, gs in cr.groups.items()
+                if gs.alert is None and gs.clear_since is None
+                and (gs.resolved_at is None or cr.cooldown is None or now >= gs.resolved_at + cr.cooldown)
+                and cr.root.blank(gs.nodes, now)
+            ]  # fmt: skip
+            for g in idle:
+                del cr.groups[g]
+            n += len(idle)
+        return n
 
     def open_alerts(self) -> list[dict[str, Any]]:
         return [
