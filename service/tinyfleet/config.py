@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "tinyfleet@localhost"
+    smtp_cert_bundle: Annotated[
+        Path | None, Field(description="CA file trusted for the SMTP server's certificate (default: system store)")
+    ] = None
     webhook_secret: Annotated[
         SecretStr | None, Field(description="HMAC key of X-Tinyfleet-Signature (an action may name its own env var)")
     ] = None

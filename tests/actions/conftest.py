@@ -107,9 +107,10 @@ class SmtpServer:
     port: int
     receiver: SmtpReceiver
     controller: Controller | None = None
+    server_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.controller = Controller(self.receiver, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.receiver, hostname="127.0.0.1", port=self.port, **self.server_kwargs)
         self.controller.start()
 
     def stop(self) -> None:
@@ -123,8 +124,8 @@ def smtp_server() -> Iterator[Callable[..., SmtpServer]]:
     """`smtp_server(start=True, refuse=0, port=None)`: a real aiosmtpd server on a free port."""
     servers: list[SmtpServer] = []
 
-    def make(*, start: bool = True, refuse: int = 0, port: int | None = None) -> SmtpServer:
-        server = SmtpServer(port or free_port(), SmtpReceiver(refuse=refuse))
+    def make(*, start: bool = True, refuse: int = 0, port: int | None = None, **server_kwargs: Any) -> SmtpServer:
+        server = SmtpServer(port or free_port(), SmtpReceiver(refuse=refuse), server_kwargs=server_kwargs)
         if start:
             server.start()
         servers.append(server)
@@ -133,6 +134,36 @@ def smtp_server() -> Iterator[Callable[..., SmtpServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl CLI): (cert, key)."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 # ------------------------------------------------------------------------------------------------- HTTP

@@ -7,14 +7,17 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from aiosmtpd.smtp import AuthResult
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import MQTT_HOST, MQTT_PORT
@@ -482,3 +485,42 @@ async def test_rule_file_email_subject_and_template(
     (msg,) = server.receiver.accepted
     assert msg["Subject"] == "Bearing fault on pump-7"
     assert msg.get_content().strip() == "bearing-fault / critical on pump-7"
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("mode", ["starttls", "implicit_tls"])
+async def test_email_over_tls_with_authentication(
+    db: Database,
+    migrated_url: str,
+    smtp_server: Callable[..., SmtpServer],
+    tls_cert: tuple[Path, Path],
+    mode: str,
+) -> None:
+    cert, key = tls_cert
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(_server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any) -> AuthResult:
+        logins.append((data.login, data.password))
+        return AuthResult(success=(data.login, data.password) == (b"tinyfleet", b"s3cret"))
+
+    if mode == "starttls":
+        tls_kwargs: dict[str, Any] = {"tls_context": context, "require_starttls": True}
+    else:  # implicit TLS wraps the socket below aiosmtpd, which cannot see it: let it offer AUTH anyway
+        tls_kwargs = {"ssl_context": context, "auth_require_tls": False}
+    server = smtp_server(auth_required=True, authenticator=authenticator, **tls_kwargs)
+    settings = make_settings(
+        migrated_url,
+        smtp_port=server.port,
+        smtp_starttls=mode == "starttls",
+        smtp_tls=mode == "implicit_tls",
+        smtp_username="tinyfleet",
+        smtp_password="s3cret",
+        smtp_cert_bundle=cert,
+    )
+    await open_alert(db, [ActionSpec("email", "lead@example.test")])
+    async with OutboxWorker(settings):
+        await eventually(lambda: all_in_state(db, "delivered", 1))
+    assert logins == [(b"tinyfleet", b"s3cret")]
+    assert len(server.receiver.accepted) == 1

@@ -200,6 +200,7 @@ class Senders:
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
                 use_tls=s.smtp_tls,
                 start_tls=s.smtp_starttls,
+                cert_bundle=str(s.smtp_cert_bundle) if s.smtp_cert_bundle else None,
                 timeout=s.actions_timeout_s,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
