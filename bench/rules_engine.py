@@ -4,8 +4,9 @@
 
 The rule set: 10 models with 12 labels each; per model 4 count-in-window rules, 1 threshold match, 1 `for`
 rule, 1 stats (p95 of anom), 1 rate-change rule, 1 composition (all/not) and 1 absence of the model (= 100),
-plus nothing else. 1,000 devices (each runs one model, 1 event/s each: 1,000 events per simulated second,
-labels and scores random but seeded). `tick` is called once per simulated second and its time is included.
+plus nothing else. 1,000 devices (each runs one model; `--rate` events/s each, default 1: 1,000 events per
+simulated second; labels and scores random but seeded). `tick` is called once per simulated second and its
+time is included.
 Prints events/s and per-event cost, then one JSON line `{"bench": "rules_engine", ...}`. Best of 3 runs.
 """
 
@@ -55,7 +56,7 @@ def rule_text() -> dict[str, str]:
     return {"models.yml": models, "rules.yml": "".join(rules)}
 
 
-def make_events(n: int, devices: int, seed: int = 1) -> list[EventFact]:
+def make_events(n: int, devices: int, seed: int = 1, rate: float = 1.0) -> list[EventFact]:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
@@ -65,8 +66,8 @@ def make_events(n: int, devices: int, seed: int = 1) -> list[EventFact]:
         label = 0 if rnd.random() < 0.7 else rnd.randrange(12)
         out.append(
             EventFact(
-                f"dev-{d}", T0 + i * 1000 // devices, model, 0, label=label, score=rnd.random(), anom=rnd.random(),
-                lat=2000,
+                f"dev-{d}", T0 + int(i * 1000 / (devices * rate)), model, 0, label=label, score=rnd.random(),
+                anom=rnd.random(), lat=2000,
             )
         )  # fmt: skip
     return out
@@ -99,12 +100,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=1.0, help="events per second per device")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     n = 30_000 if args.quick else args.events
     rs = load_rules_text(rule_text())
     assert len(rs.rules) == 100
-    events = make_events(n, args.devices)
+    events = make_events(n, args.devices, rate=args.rate)
     best: tuple[float, int, float] | None = None
     for _ in range(1 if args.quick else 3):
         r = run(events, rs)
@@ -115,11 +117,16 @@ def main() -> None:
     eps = n / secs
     eng = RuleEngine(rs)
     visits = sum(len(eng._rules_for(e)) for e in events[:10_000]) / min(n, 10_000)
-    print(f"rules: {len(rs.rules)}  devices: {args.devices}  events: {n:,}  simulated: {n / args.devices:.0f} s")
+    sim_s = n / (args.devices * args.rate)
+    print(
+        f"rules: {len(rs.rules)}  devices: {args.devices} x {args.rate:g} events/s  events: {n:,}  "
+        f"simulated: {sim_s:.0f} s"
+    )
     print(f"fed: {eps:,.0f} events/s  ({secs * 1e6 / n:.2f} µs/event, ticks {tick_s * 1e3:.0f} ms in total)")
     print(f"rules visited per event (index): {visits:.2f} of {len(rs.rules)}; transitions: {transitions:,}")
     print(json.dumps({
-        "bench": "rules_engine", "rules": len(rs.rules), "devices": args.devices, "events": n,
+        "bench": "rules_engine", "rules": len(rs.rules), "devices": args.devices, "rate_per_device": args.rate,
+        "events": n, "simulated_s": round(sim_s, 1),
         "events_per_s": round(eps), "us_per_event": round(secs * 1e6 / n, 3), "tick_ms_total": round(tick_s * 1e3, 1),
         "rules_visited_per_event": round(visits, 2), "transitions": transitions,
         "python": sys.version.split()[0], "machine": platform.machine(),
