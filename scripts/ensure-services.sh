@@ -50,6 +50,11 @@ pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 # ---------------------------------------------------------------------------------------------- packages
 
 "$here/ensure-system-packages.sh" mosquitto mosquitto-clients postgresql postgresql-contrib
+# Node.js + npm for the real Node-RED of the action tests (installed by the tests into .tinyfleet/nodered).
+# A Node.js that is already on the PATH (e.g. NodeSource's) is kept: Debian's package would conflict with it.
+if ! command -v npm >/dev/null 2>&1; then
+  "$here/ensure-system-packages.sh" nodejs npm
+fi
 
 PG_MAJOR=${PG_MAJOR:-$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)}
 [ -n "$PG_MAJOR" ] || die "PostgreSQL: no server found under /usr/lib/postgresql (package postgresql)"
