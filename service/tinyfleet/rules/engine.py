@@ -249,10 +249,16 @@ def _and(preds: list[Pred]) -> Pred:
     if len(preds) == 2:
         a, b = preds
         return lambda e: a(e) and b(e)
+    if len(preds) == 3:
+        a, b, c = preds
+        return lambda e: a(e) and b(e) and c(e)
     ps = tuple(preds)
 
     def p(e: EventFact) -> bool:
-        return all(f(e) for f in ps)
+        for f in ps:  # noqa: SIM110 - a loop is faster than all() over a generator
+            if not f(e):
+                return False
+        return True
 
     return p
 
@@ -306,7 +312,10 @@ def _compile_match(m: Match | None, ruleset: RuleSet, h: float) -> _CompiledMatc
     if m.model is not None:
         model = m.model
         alt = str(model) if isinstance(model, int) else (int(model) if model.isdigit() else model)
-        scope.append(lambda e: e.model == model or e.model == alt)
+        if alt == model:
+            scope.append(lambda e: e.model == model)
+        else:
+            scope.append(lambda e: e.model == model or e.model == alt)
     kind = m.kind_index
     if kind is not None:
         scope.append(lambda e: e.kind == kind)
