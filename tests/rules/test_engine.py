@@ -482,6 +482,10 @@ def test_from_ingest_row() -> None:
                score=0.9, lat_us=2500, extras='{"temp": 41}')  # fmt: skip
     e = EventFact.from_row(tuple(row[c] for c in EVENT_STAGING_COLUMNS), site="s1")
     assert (e.device_id, e.time, e.label, e.lat, e.x, e.site) == ("pump-1", T0, 3, 2500, {"temp": 41}, "s1")
+    row.update(ts_ms=T0 - 5000)
+    values = tuple(row[c] for c in EVENT_STAGING_COLUMNS)
+    assert EventFact.from_row(values).time == T0  # the receive time: one clock for the engine
+    assert EventFact.from_row(values, device_time=True).time == T0 - 5000
 
 
 def test_example_rule_set_runs() -> None:

@@ -6,7 +6,8 @@
 
 Semantics
 * Time is integer milliseconds since the epoch (a `datetime` is accepted anywhere). The engine's clock is the
-  largest time it has seen, from events or ticks; a condition is evaluated at that clock.
+  largest time it has seen, from events or ticks; a condition is evaluated at that clock. So events and ticks
+  must share one clock: in the service, the receive time (`EventFact.from_row` uses it) and the wall clock.
 * Every rule keeps its state per group (`per:`: device, site, model, `tag:<name>`, global; default device). A
   group exists from its first event that reaches the rule.
 * Conditions: `match` alone is true while the latest event in its scope (its model/kind) matches; `window`
@@ -81,17 +82,26 @@ class EventFact:
 
     @classmethod
     def from_row(
-        cls, row: Sequence[Any], *, site: str | None = None, tags: Mapping[str, str] | None = None
+        cls,
+        row: Sequence[Any],
+        *,
+        site: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        device_time: bool = False,
     ) -> EventFact:
         """From an ingest row in the column order of `tinyfleet.ingest.writer.EVENT_STAGING_COLUMNS`
-        (device_id, boot, seq, ts_ms, recv_ms, model, mver, kind, label, score, anom, val, top, lat_us, extras)."""
+        (device_id, boot, seq, ts_ms, recv_ms, model, mver, kind, label, score, anom, val, top, lat_us, extras).
+
+        The time is the receive time by default: the engine has one clock (the largest time seen), and one device
+        whose clock runs ahead (ingest accepts up to 24 h) would otherwise make every other device look silent.
+        `device_time=True` uses the device's `ts` when present (replays of trusted recordings)."""
         extras = row[14]
         if isinstance(extras, str | bytes):
             import json
 
             extras = json.loads(extras)
         return cls(
-            device_id=row[0], time=row[3] if row[3] is not None else row[4], model=row[5], mver=row[6],
+            device_id=row[0], time=row[3] if device_time and row[3] is not None else row[4], model=row[5], mver=row[6],
             kind=row[7], label=row[8], score=row[9], anom=row[10], lat=row[13], x=extras, site=site, tags=tags,
         )  # fmt: skip
 
