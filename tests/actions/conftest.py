@@ -268,7 +268,7 @@ def http_receiver() -> Iterator[Callable[..., HttpReceiver]]:
 REPO = Path(__file__).resolve().parents[2]
 NODERED_DIR = REPO / ".tinyfleet" / "nodered"
 NODERED_VERSION = "node-red@4"
-NODERED_FLOW = Path(__file__).resolve().parent / "nodered" / "flow.json"
+NODERED_FLOW = Path(__file__).resolve().parents[2] / "rules" / "nodered" / "flow.json"  # the shipped example
 
 
 def install_nodered() -> Path:
@@ -351,7 +351,7 @@ class NodeRed:
 
 @pytest.fixture
 def nodered(tmp_path: Path) -> Iterator[NodeRed]:
-    """A real Node-RED 4, headless (no editor), running tests/actions/nodered/flow.json on a free port."""
+    """A real Node-RED 4, headless (no editor), running the shipped example flow rules/nodered/flow.json on a free port."""
     red = install_nodered()
     user_dir = tmp_path / "nodered"
     user_dir.mkdir()
