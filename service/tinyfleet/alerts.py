@@ -413,22 +413,10 @@ async def list_alerts(
     cursor: str | None = None,
 ) -> Page[AlertRecord]:
     """Alerts newest first (by id), optionally filtered; keyset pages like the other listings."""
-    _check_limit(limit)
     if state is not None and state not in ALERT_STATES:
         raise ValueError(f"unknown alert state {state!r}")
-    t = alerts_t.c
-    query = sa.select(*_cols(alerts_t, AlertRecord)).order_by(t.id.desc()).limit(limit + 1)
-    if state is not None:
-        query = query.where(t.state == state)
-    if rule_id is not None:
-        query = query.where(t.rule_id == rule_id)
-    if severity is not None:
-        query = query.where(t.severity == severity)
-    if cursor is not None:
-        (before,) = _decode_cursor("a", cursor, (int,))
-        query = query.where(t.id < before)
-    rows: list[AlertRecord] = [_rec(AlertRecord, r) for r in await session.execute(query)]
-    return _paged(rows, limit, "a")
+    filters = {"state": state, "rule_id": rule_id, "severity": severity}
+    return await _newest_first(session, alerts_t, AlertRecord, filters, limit, cursor, "a")
 
 
 async def list_alert_events(session: AsyncSession, alert_id: int) -> list[AlertEventRecord]:
@@ -448,22 +436,32 @@ async def list_outbox(
     cursor: str | None = None,
 ) -> Page[OutboxRecord]:
     """Outbox rows newest first (by id): pending, delivered or dead (with their last error)."""
-    _check_limit(limit)
     if state is not None and state not in OUTBOX_STATES:
         raise ValueError(f"unknown outbox state {state!r}")
-    t = outbox_t.c
-    query = sa.select(*_cols(outbox_t, OutboxRecord)).order_by(t.id.desc()).limit(limit + 1)
-    if state is not None:
-        query = query.where(t.state == state)
-    if alert_id is not None:
-        query = query.where(t.alert_id == alert_id)
-    if kind is not None:
-        query = query.where(t.kind == kind)
+    filters = {"state": state, "alert_id": alert_id, "kind": kind}
+    return await _newest_first(session, outbox_t, OutboxRecord, filters, limit, cursor, "o")
+
+
+async def _newest_first(
+    session: AsyncSession,
+    table: sa.Table,
+    record: type[Any],
+    filters: dict[str, Any],
+    limit: int,
+    cursor: str | None,
+    cursor_kind: str,
+) -> Page[Any]:
+    """Rows of `table` newest first by id, equal to every non-None filter, in keyset pages."""
+    _check_limit(limit)
+    query = sa.select(*_cols(table, record)).order_by(table.c.id.desc()).limit(limit + 1)
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(table.c[column] == value)
     if cursor is not None:
-        (before,) = _decode_cursor("o", cursor, (int,))
-        query = query.where(t.id < before)
-    rows: list[OutboxRecord] = [_rec(OutboxRecord, r) for r in await session.execute(query)]
-    return _paged(rows, limit, "o")
+        (before,) = _decode_cursor(cursor_kind, cursor, (int,))
+        query = query.where(table.c.id < before)
+    rows = [_rec(record, r) for r in await session.execute(query)]
+    return _paged(rows, limit, cursor_kind)
 
 
 def _paged(rows: list[Any], limit: int, kind: str) -> Page[Any]:
