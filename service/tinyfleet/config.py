@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         "http://127.0.0.1:1880"
     )
 
+    rules_dir: Annotated[Path, Field(description="Directory of the rule files (*.yml), e.g. a git checkout")] = Path(
+        "rules"
+    )
+
     admin_api_key: SecretStr | None = None
     log_level: str = "INFO"
     data_dir: Path = Path(".tinyfleet")

@@ -351,7 +351,8 @@ class NodeRed:
 
 @pytest.fixture
 def nodered(tmp_path: Path) -> Iterator[NodeRed]:
-    """A real Node-RED 4, headless (no editor), running the shipped example flow rules/nodered/flow.json on a free port."""
+    """A real Node-RED 4, headless (no editor), running the shipped example flow rules/nodered/flow.json
+    on a free port."""
     red = install_nodered()
     user_dir = tmp_path / "nodered"
     user_dir.mkdir()

@@ -1,0 +1,77 @@
+"""RulesRuntime against the real database: ingest-shaped rows from another thread → alert + outbox rows;
+restart without double-firing; reload keeps the old set when the new one is invalid."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.actions.conftest import eventually, make_settings
+from tests.rules_e2e.conftest import rule_file
+from tinyfleet import alerts
+from tinyfleet.rules.runtime import RulesRuntime
+from tinyfleet.store.db import Database
+
+
+def row(device: str, *, label: int = 1, score: float = 0.9, recv_ms: int | None = None) -> tuple[Any, ...]:
+    now = recv_ms if recv_ms is not None else int(time.time() * 1000)
+    return (device, 1, 1, now, now, "vib-cls", 1, 0, label, score, None, None, None, 1200, None)
+
+
+def from_thread(fn: Callable[[], None]) -> None:
+    t = threading.Thread(target=fn)
+    t.start()
+    t.join()
+
+
+async def test_rows_open_one_alert_with_its_outbox_row_and_restart_does_not_refire(
+    migrated_url: str, db: Database, rules_dir: Path
+) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9"))
+    settings = make_settings(migrated_url, rules_dir=rules_dir)
+    async with RulesRuntime(settings, db) as rt:
+        assert [r["id"] for r in rt.status()["rules"]] == ["bearing-burst"]
+        from_thread(lambda: rt.listener([row("p1"), row("p1", label=0)], None))
+        from_thread(lambda: rt.listener([row("p1"), row("p1")], None))
+
+        async def opened() -> bool:
+            async with db.sessionmaker() as s:
+                return len(await alerts.active_alerts(s)) == 1
+
+        await eventually(opened)
+        assert rt.status()["rules"][0]["last_firing"]["kind"] == "open"
+    async with db.sessionmaker() as s:
+        (alert,) = await alerts.active_alerts(s)
+        outbox = (await alerts.list_outbox(s, alert_id=alert.id)).items
+    assert (alert.rule_id, alert.group_key, alert.state) == ("bearing-burst", "p1", "open")
+    assert [o.kind for o in outbox] == ["webhook"]
+
+    # a restart knows the alert is open: three more faults do not open a second one (nor a second outbox row)
+    async with RulesRuntime(settings, db) as rt:
+        from_thread(lambda: rt.listener([row("p1"), row("p1"), row("p1"), row("p2")], None))
+        await eventually(lambda: rt._queue.empty())
+        await rt.stop()
+        assert rt.applied == 0
+    async with db.sessionmaker() as s:
+        assert [a.id for a in await alerts.active_alerts(s)] == [alert.id]
+        assert len((await alerts.list_outbox(s)).items) == 1
+
+
+async def test_reload_refuses_a_bad_set_and_keeps_the_old_one(migrated_url: str, db: Database, rules_dir: Path) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9"))
+    async with RulesRuntime(make_settings(migrated_url, rules_dir=rules_dir), db) as rt:
+        (rules_dir / "bad.yml").write_text(
+            "- id: broken\n  match: {model: vib-cls}\n  window: {count: 0, within: -1m}\n"
+        )
+        issues = await rt.reload()
+        assert issues
+        assert all(i.file.endswith("bad.yml") and i.line >= 1 and i.column >= 1 for i in issues)
+        status = rt.status()
+        assert [r["id"] for r in status["rules"]] == ["bearing-burst"]
+        assert status["errors"][0]["location"].startswith(str(rules_dir / "bad.yml"))
+        (rules_dir / "bad.yml").unlink()
+        assert await rt.reload() == []
+        assert rt.status()["errors"] == []
