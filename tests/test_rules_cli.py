@@ -190,3 +190,11 @@ def test_database_replay_gives_the_same_result_as_the_file(tmp_path: Path, datab
     assert _transitions(one_doc) == EXPECTED[:2]
     assert one_doc["devices"] == ["pump-1"]
     assert one_doc["events"] == 145
+
+
+def test_unreachable_database_exits_1_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("rules", "test", str(RULES), "--from", "2026-11-25T10:00:00Z", "--to", "2026-11-25T11:00:00Z",
+                     cwd=tmp_path, TINYFLEET_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("tinyfleet: cannot read events from the database: OperationalError")
+    assert len(result.stderr.strip().splitlines()) == 1
