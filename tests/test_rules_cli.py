@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from tests.test_cli import run_cli
 from tinyfleet.rules import load_rules
-from tinyfleet.rules.replay import parse_event, parse_time, read_events_file, run_replay
+from tinyfleet.rules.recorded import parse_event, parse_time, read_events_file, run_replay
 from tinyfleet.store.migrate import upgrade
 
 REPO = Path(__file__).resolve().parents[1]

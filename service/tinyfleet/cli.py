@@ -277,7 +277,7 @@ def rules_test(
 
     from tinyfleet.rules.loader import RuleSetError, load_rules
     from tinyfleet.rules.model import parse_duration
-    from tinyfleet.rules.replay import EventsFileError, Replayer, parse_time, read_events_file
+    from tinyfleet.rules.recorded import EventsFileError, Replayer, parse_time, read_events_file
 
     if (events is None) == (start is None and end is None):
         _die("give either --events FILE or --from TIME --to TIME")
@@ -327,7 +327,7 @@ def rules_test(
         if end_ms <= start_ms:
             _die("--to must be after --from")
         settings = get_settings()
-        from tinyfleet.rules.replay import db_event_pages
+        from tinyfleet.rules.recorded import db_event_pages
 
         async def from_db() -> None:
             async for page in db_event_pages(settings.database_url, start_ms, end_ms, device):
@@ -350,7 +350,7 @@ def rules_test(
     typer.echo("")
     span = ""
     if result.first_ms is not None and result.until_ms is not None:
-        from tinyfleet.rules.replay import format_time
+        from tinyfleet.rules.recorded import format_time
 
         span = f" from {format_time(result.first_ms)} to {format_time(result.until_ms)}"
     typer.echo(f"replayed {result.events} events of {len(result.devices)} device(s){span}")
