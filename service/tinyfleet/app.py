@@ -1,4 +1,4 @@
-"""Composition root: settings → database → ingest → maintenance → FastAPI app, each with its lifecycle.
+"""Composition root: settings → database → ingest (+ rules and outbox) → maintenance → FastAPI app.
 
     async with Service(settings) as service:          # API + ingest + maintenance
         await service.serve(stop_event)                # HTTP until stop_event is set, then a graceful stop
@@ -6,8 +6,12 @@
     async with Service(settings, http=False, maintenance=False) as worker:   # `tinyfleet ingest`
         await stop_event.wait()
 
+When ingest runs (and `rules=True`, the default), a `RulesRuntime` (rules from `TINYFLEET_RULES_DIR`) is
+registered as the ingest's commit listener before the ingest starts, and an `OutboxWorker` delivers the actions.
+
 Leaving the block stops things in reverse order: HTTP first (in `serve`), then maintenance, then ingest (which
-drains and acknowledges its current batch), then the database pools.
+drains and acknowledges its current batch), then the rules (which apply the batches already handed over), then
+the outbox worker, then the database pools.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from tinyfleet.actions import OutboxWorker
 from tinyfleet.api.app import api_database, create_app
 from tinyfleet.config import Settings
 from tinyfleet.ingest.metrics import IngestMetrics
 from tinyfleet.ingest.service import IngestService
+from tinyfleet.rules.runtime import RulesRuntime
 from tinyfleet.store.db import Database
 from tinyfleet.store.maintenance import MaintenanceScheduler
 
@@ -62,12 +68,14 @@ class Service:
         http: bool = True,
         ingest: bool = True,
         maintenance: bool = True,
+        rules: bool = True,
         client_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.enable_http = http
         self.enable_ingest = ingest
         self.enable_maintenance = maintenance
+        self.enable_rules = rules
         self.client_id = client_id
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -75,6 +83,8 @@ class Service:
         self.database: Database | None = None
         self.ingest: IngestService | None = None
         self.maintenance: MaintenanceScheduler | None = None
+        self.rules: RulesRuntime | None = None
+        self.outbox: OutboxWorker | None = None
         self.app: FastAPI | None = None
         self._stack = AsyncExitStack()
 
@@ -87,6 +97,12 @@ class Service:
                 self.ingest = IngestService(
                     self.settings, client_id=self.client_id, metrics=IngestMetrics(self.registry)
                 )
+                if self.enable_rules:
+                    # Entered before the ingest, so they stop after it: ingest, rules, outbox.
+                    self.outbox = await stack.enter_async_context(OutboxWorker(self.settings))
+                    rdb = await stack.enter_async_context(Database(self.settings, pool_size=2, max_overflow=2))
+                    self.rules = await stack.enter_async_context(RulesRuntime(self.settings, rdb))
+                    self.ingest.add_listener(self.rules.listener)
                 await stack.enter_async_context(self.ingest)
                 log.info("ingest worker %s started (broker %s)", self.ingest.client_id, self.settings.mqtt)
             if self.enable_maintenance:
@@ -100,6 +116,7 @@ class Service:
                     database=self.database,
                     registry=self.registry,
                     maintenance=self.maintenance,
+                    rules=self.rules,
                 )
         except BaseException:
             await stack.aclose()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.actions.conftest import db, http_receiver, migrated_url  # noqa: F401 - fixtures
+from tests.ingest.conftest import migrated_db, prefix, publisher  # noqa: F401 - fixtures
 
 __all__ = ["rule_file"]
 

@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 import tinyfleet
 from tinyfleet.api.errors import install_error_handlers
 from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
-from tinyfleet.api.routes import dead_letters, devices, events, health, root
+from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, root
+from tinyfleet.api.routes import rules as rules_routes
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
@@ -39,6 +40,8 @@ TAGS: list[dict[str, Any]] = [
         "name": "dead-letters",
         "description": "Messages refused by the wire contract, with raw bytes and reason.",
     },
+    {"name": "alerts", "description": "Alerts opened by the rules: list, history, acknowledge, resolve."},
+    {"name": "rules", "description": "The rules this process runs (from `TINYFLEET_RULES_DIR`); reload."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -66,6 +69,7 @@ def create_app(
     database: Database | None = None,
     registry: CollectorRegistry | None = None,
     maintenance: Any = None,
+    rules: Any = None,
 ) -> FastAPI:
     owns_database = database is None
     db = database if database is not None else api_database(settings)
@@ -96,6 +100,7 @@ def create_app(
     app.state.registry = registry
     app.state.api_metrics = api_metrics
     app.state.maintenance = maintenance
+    app.state.rules = rules
 
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
@@ -104,4 +109,6 @@ def create_app(
     app.include_router(devices.router, responses=_ERROR_RESPONSES)
     app.include_router(events.router, responses=_ERROR_RESPONSES)
     app.include_router(dead_letters.router, responses=_ERROR_RESPONSES)
+    app.include_router(alerts.router, responses=_ERROR_RESPONSES)
+    app.include_router(rules_routes.router)
     return app

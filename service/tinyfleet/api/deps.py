@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tinyfleet.api.errors import InvalidParameterError, ServiceUnavailableError
 from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
+from tinyfleet.rules.runtime import RulesRuntime
 from tinyfleet.store.db import Database
 from tinyfleet.wire import DEVICE_ID_PATTERN, validate_device_id
 from tinyfleet.wire.errors import WireError
@@ -36,6 +37,17 @@ def get_database(request: Request) -> Database:
 def get_ingest(request: Request) -> IngestService | None:
     ingest: IngestService | None = request.app.state.ingest
     return ingest
+
+
+def get_rules(request: Request) -> RulesRuntime | None:
+    rules: RulesRuntime | None = getattr(request.app.state, "rules", None)
+    return rules
+
+
+async def get_write_session(database: Annotated[Database, Depends(get_database)]) -> AsyncIterator[AsyncSession]:
+    """A unit of work that writes (alert ack/resolve): committed when the route returns, rolled back on error."""
+    async with database.session() as session:
+        yield session
 
 
 def get_registry(request: Request) -> CollectorRegistry:
@@ -71,4 +83,6 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 IngestDep = Annotated[IngestService | None, Depends(get_ingest)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session)]
+RulesDep = Annotated[RulesRuntime | None, Depends(get_rules)]
 DeviceIdDep = Annotated[str, Depends(device_id_path)]

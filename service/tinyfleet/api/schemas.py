@@ -264,3 +264,133 @@ class DeadLetterPublic(DeadLetterBase):
 
 class DeadLettersPublic(Page[DeadLetterPublic]):
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_DEAD_LETTER_EXAMPLE], "next_cursor": None}]})
+
+
+# --------------------------------------------------------------------------------------------------- alerts
+_ALERT_EXAMPLE: dict[str, Any] = {
+    "id": 42,
+    "rule_id": "bearing-fault",
+    "group_key": "press-07",
+    "state": "open",
+    "severity": "major",
+    "opened_at": "2026-11-25T12:00:00Z",
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "resolved_at": None,
+    "resolved_by": None,
+    "resolved_how": None,
+    "last_notified_at": "2026-11-25T12:00:00Z",
+    "escalated": False,
+    "evidence": {"count": 3},
+}
+
+
+class AlertBase(BaseModel):
+    id: int
+    rule_id: str
+    group_key: str = Field(description="The rule's group (a device id for per-device rules)")
+    state: str = Field(description="open | acknowledged | resolved")
+    severity: str
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_how: str | None = Field(default=None, description="auto (by the rule) | manual")
+    last_notified_at: datetime | None = None
+    escalated: bool = False
+    evidence: dict[str, Any] | None = None
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AlertPublic(AlertBase):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_ALERT_EXAMPLE]})
+
+
+class AlertsPublic(Page[AlertPublic]):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_ALERT_EXAMPLE], "next_cursor": None}]})
+
+
+class AlertEventPublic(BaseModel):
+    id: int
+    at: datetime
+    kind: str = Field(description="open | ack | resolve | escalate | renotify | action_delivered | action_dead")
+    detail: dict[str, Any] | None = None
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AlertDetailPublic(AlertBase):
+    history: list[AlertEventPublic] = Field(description="The alert's events, oldest first")
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {**_ALERT_EXAMPLE, "history": [{"id": 1, "at": "2026-11-25T12:00:00Z", "kind": "open", "detail": {}}]}
+            ]
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------------- rules
+class RuleIssuePublic(BaseModel):
+    file: str
+    line: int
+    column: int
+    message: str
+    location: str = Field(description="file:line:column: message")
+
+
+class RuleFiringPublic(BaseModel):
+    kind: str
+    group: str
+    at: datetime
+    alert_id: int
+
+
+class RulePublic(BaseModel):
+    id: str
+    description: str = ""
+    enabled: bool = True
+    severity: str
+    source: str | None = Field(default=None, description="file:line:column of the rule")
+    actions: list[str] = Field(default_factory=list, description="Action kinds, in order")
+    last_firing: RuleFiringPublic | None = None
+
+
+class RulesPublic(BaseModel):
+    running: bool = Field(description="False when this process runs no rules (no ingest)")
+    rules_dir: str | None = None
+    loaded_at: datetime | None = None
+    rules: list[RulePublic] = Field(default_factory=list)
+    errors: list[RuleIssuePublic] = Field(default_factory=list, description="Issues of the last refused load")
+    dropped_batches: int = 0
+    failed_batches: int = 0
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "running": True,
+                    "rules_dir": "rules",
+                    "loaded_at": "2026-11-25T12:00:00Z",
+                    "rules": [
+                        {
+                            "id": "bearing-fault",
+                            "description": "three bearing faults in 5 minutes",
+                            "enabled": True,
+                            "severity": "major",
+                            "source": "rules/vibration.yml:3:3",
+                            "actions": ["email", "webhook"],
+                            "last_firing": None,
+                        }
+                    ],
+                    "errors": [],
+                    "dropped_batches": 0,
+                    "failed_batches": 0,
+                }
+            ]
+        }
+    )

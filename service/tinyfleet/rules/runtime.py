@@ -15,7 +15,9 @@ escalation, re-notification, auto-resolve by time).
 
 Restart: at start the alerts that are not resolved are read from the database and handed to the engine as
 open (or acknowledged) alerts of their (rule, group) — via `RuleEngine.restore` with alert state only — so an
-`open` is not fired again while they stay open. Windows and clocks are NOT rebuilt (they start empty): a rule
+`open` is not fired again while they stay open (if the database cannot be read then, the engine starts empty;
+the database still refuses a second open alert per (rule, group), so at worst the engine believes it opened
+one that already was, and no action is written for it). Windows and clocks are NOT rebuilt (they start empty): a rule
 with `resolve: auto` whose condition is false on the first tick after the restart resolves its alert then.
 """
 
@@ -149,8 +151,13 @@ class RulesRuntime:
 
     async def _rebuild(self, ruleset: RuleSet) -> RuleEngine:
         """An engine that knows the alerts the database holds open (alert state only, see the module doc)."""
-        async with self.database.sessionmaker() as session:
-            active = await alerts.active_alerts(session)
+        try:
+            async with self.database.sessionmaker() as session:
+                active = await alerts.active_alerts(session)
+        except Exception as exc:  # database away or not migrated: the ingest copes with that, so do we
+            # No double alert even so: `apply_transition` ignores an `open` for a (rule, group) already open.
+            log.error("rules: cannot read the open alerts (%s); starting with none", str(exc).splitlines()[0])
+            active = []
         known = {r.id for r in ruleset.rules}
         rules: dict[str, Any] = {}
         for a in active:
