@@ -75,3 +75,17 @@ async def test_reload_refuses_a_bad_set_and_keeps_the_old_one(migrated_url: str,
         (rules_dir / "bad.yml").unlink()
         assert await rt.reload() == []
         assert rt.status()["errors"] == []
+
+
+async def test_a_full_queue_drops_and_counts_batches_without_blocking_the_caller(
+    migrated_url: str, db: Database, rules_dir: Path
+) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9"))
+    async with RulesRuntime(make_settings(migrated_url, rules_dir=rules_dir), db, queue_size=1) as rt:
+        async with rt._lock:  # the five hand-overs run back to back: one queued, four dropped
+            started = time.monotonic()
+            for _ in range(5):
+                from_thread(lambda: rt.listener([row("p9", label=0)], None))
+            assert time.monotonic() - started < 1.0
+            await eventually(lambda: rt.dropped_batches == 4)
+        assert rt.status()["dropped_batches"] == 4
