@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     rules_dir: Annotated[Path, Field(description="Directory of the rule files (*.yml), e.g. a git checkout")] = Path(
         "rules"
     )
+    rules_watch: Annotated[bool, Field(description="Reload the rules when a file in rules_dir changes")] = True
 
     admin_api_key: SecretStr | None = None
     log_level: str = "INFO"

@@ -3,6 +3,7 @@ restart without double-firing; reload keeps the old set when the new one is inva
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -62,7 +63,8 @@ async def test_rows_open_one_alert_with_its_outbox_row_and_restart_does_not_refi
 
 async def test_reload_refuses_a_bad_set_and_keeps_the_old_one(migrated_url: str, db: Database, rules_dir: Path) -> None:
     (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9"))
-    async with RulesRuntime(make_settings(migrated_url, rules_dir=rules_dir), db) as rt:
+    # the file watcher is off here: this test drives reload() itself
+    async with RulesRuntime(make_settings(migrated_url, rules_dir=rules_dir, rules_watch=False), db) as rt:
         (rules_dir / "bad.yml").write_text(
             "- id: broken\n  match: {model: vib-cls}\n  window: {count: 0, within: -1m}\n"
         )
@@ -75,6 +77,27 @@ async def test_reload_refuses_a_bad_set_and_keeps_the_old_one(migrated_url: str,
         (rules_dir / "bad.yml").unlink()
         assert await rt.reload() == []
         assert rt.status()["errors"] == []
+
+
+async def test_rule_files_reload_when_they_change(migrated_url: str, db: Database, rules_dir: Path) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9"))
+    async with RulesRuntime(make_settings(migrated_url, rules_dir=rules_dir), db) as rt:
+        assert [r["id"] for r in rt.status()["rules"]] == ["bearing-burst"]
+        await asyncio.sleep(0.5)  # the watcher has set up its inotify watch
+        (rules_dir / "bad.yml").write_text("- id: broken\n  match: {model: vib-cls}\n  window: {count: 0}\n")
+        await eventually_async(lambda: bool(rt.status()["errors"]))
+        assert [r["id"] for r in rt.status()["rules"]] == ["bearing-burst"]  # refused: the old set runs on
+        (rules_dir / "bad.yml").unlink()
+        second = rule_file("http://127.0.0.1:9").replace("bearing-burst", "bearing-burst-2")
+        (rules_dir / "r2.yml").write_text(second)
+        await eventually_async(lambda: len(rt.status()["rules"]) == 2 and not rt.status()["errors"])
+        assert sorted(r["id"] for r in rt.status()["rules"]) == ["bearing-burst", "bearing-burst-2"]
+
+
+async def eventually_async(predicate: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not predicate():  # noqa: ASYNC110 - polls state that the runtime's own tasks change
+            await asyncio.sleep(0.05)
 
 
 async def test_a_full_queue_drops_and_counts_batches_without_blocking_the_caller(

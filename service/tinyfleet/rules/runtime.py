@@ -126,6 +126,8 @@ class RulesRuntime:
             asyncio.create_task(self._feed_loop(), name="tinyfleet-rules-feed"),
             asyncio.create_task(self._tick_loop(), name="tinyfleet-rules-tick"),
         ]
+        if self.settings.rules_watch and self.rules_dir.is_dir():
+            self._tasks.append(asyncio.create_task(self._watch_loop(), name="tinyfleet-rules-watch"))
         return self
 
     async def __aexit__(
@@ -138,8 +140,9 @@ class RulesRuntime:
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return
-        feed, tick = tasks
-        tick.cancel()
+        feed, *timers = tasks  # the tick and (when on) the file watcher
+        for task in timers:
+            task.cancel()
         try:
             self._queue.put_nowait(_STOP)
         except asyncio.QueueFull:
@@ -147,7 +150,7 @@ class RulesRuntime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(feed), 10)
         feed.cancel()
-        await asyncio.gather(feed, tick, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _rebuild(self, ruleset: RuleSet) -> RuleEngine:
         """An engine that knows the alerts the database holds open (alert state only, see the module doc)."""
@@ -241,6 +244,20 @@ class RulesRuntime:
         self.applied += len(written)
 
     # ---------------------------------------------------------------------------------------- operations
+    async def _watch_loop(self) -> None:
+        """Hot reload: a change to a rule file (a save, a `git pull` of the rules checkout) reloads the set,
+        which is refused as a whole, old set kept, while it is invalid."""
+        from watchfiles import awatch
+
+        def is_rule_file(_change: object, path: str) -> bool:
+            return path.endswith((".yml", ".yaml"))
+
+        try:
+            async for _changes in awatch(self.rules_dir, watch_filter=is_rule_file, debounce=300):
+                await self.reload()
+        except Exception:  # the watcher is a convenience: POST /api/v1/rules/reload still works
+            log.exception("watching %s for rule changes failed; reload through the API", self.rules_dir)
+
     async def reload(self) -> list[RuleIssue]:
         """Load the rules directory again. Invalid → the old set stays, the issues are returned and remembered;
         valid → the new set replaces it, keeping the state of unchanged rules (and all open alerts)."""
