@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,9 @@ from pydantic import ValidationError
 import tinyfleet
 from tinyfleet.config import Settings, load_settings
 from tinyfleet.logging import setup_logging
+
+if TYPE_CHECKING:
+    from tinyfleet.rules.loader import RuleSet
 
 log = logging.getLogger("tinyfleet.cli")
 
@@ -39,6 +42,20 @@ EXIT_SETTINGS = 2
 def _die(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"tinyfleet: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _load_rules_or_exit(directory: str) -> RuleSet:
+    """The rule set in `directory`, or every problem as file:line:column on stderr and exit 1."""
+    from tinyfleet.rules.loader import RuleSetError, load_rules
+
+    try:
+        return load_rules(directory)
+    except RuleSetError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        _die(f"{len(exc.issues)} problem(s); the rule set would be refused")
+    except OSError as exc:
+        _die(f"cannot read rules from {directory}: {exc}")
 
 
 def describe_settings_error(exc: ValidationError) -> str:
@@ -221,18 +238,7 @@ def rules_validate(
     directory: Annotated[str, typer.Argument(help="Folder of *.yml rule files")] = "rules",
 ) -> None:
     """Check a rule set; print every problem as file:line:column. Exit 1 when the set would be refused."""
-    from tinyfleet.rules.loader import RuleSetError, load_rules
-
-    try:
-        ruleset = load_rules(directory)
-    except RuleSetError as exc:
-        for issue in exc.issues:
-            typer.echo(str(issue), err=True)
-        typer.echo(f"tinyfleet: {len(exc.issues)} problem(s); the rule set would be refused", err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"tinyfleet: cannot read rules from {directory}: {exc}", err=True)
-        raise typer.Exit(1) from None
+    ruleset = _load_rules_or_exit(directory)
     typer.echo(f"{len(ruleset.rules)} rules OK ({', '.join(r.id for r in ruleset.rules)})")
 
 
@@ -275,7 +281,6 @@ def rules_test(
 ) -> None:
     import json
 
-    from tinyfleet.rules.loader import RuleSetError, load_rules
     from tinyfleet.rules.model import parse_duration
     from tinyfleet.rules.recorded import EventsFileError, Replayer, parse_time, read_events_file
 
@@ -287,15 +292,7 @@ def rules_test(
         _die("--device goes with --from/--to (filter the file instead)")
     if until is not None and events is None:
         _die("--until goes with --events (the database replay runs to --to)")
-    try:
-        ruleset = load_rules(directory)
-    except RuleSetError as exc:
-        for issue in exc.issues:
-            typer.echo(str(issue), err=True)
-        typer.echo(f"tinyfleet: {len(exc.issues)} problem(s); the rule set is invalid", err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        _die(f"cannot read rules from {directory}: {exc}")
+    ruleset = _load_rules_or_exit(directory)
 
     replayer = Replayer(ruleset)
     if events is not None:
