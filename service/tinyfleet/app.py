@@ -101,7 +101,9 @@ class Service:
                     # Entered before the ingest, so they stop after it: ingest, rules, outbox.
                     self.outbox = await stack.enter_async_context(OutboxWorker(self.settings))
                     rdb = await stack.enter_async_context(Database(self.settings, pool_size=2, max_overflow=2))
-                    self.rules = await stack.enter_async_context(RulesRuntime(self.settings, rdb))
+                    self.rules = await stack.enter_async_context(
+                        RulesRuntime(self.settings, rdb, name=self.ingest.client_id)
+                    )
                     self.ingest.add_listener(self.rules.listener)
                 await stack.enter_async_context(self.ingest)
                 log.info("ingest worker %s started (broker %s)", self.ingest.client_id, self.settings.mqtt)

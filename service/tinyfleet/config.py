@@ -114,6 +114,16 @@ class Settings(BaseSettings):
         "rules"
     )
     rules_watch: Annotated[bool, Field(description="Reload the rules when a file in rules_dir changes")] = True
+    rules_checkpoint_interval_s: Annotated[
+        float, Field(gt=0, description="Save the rules engine's state (windows, clocks) this often")
+    ] = 10.0
+    rules_warmup_max_s: Annotated[
+        float,
+        Field(ge=0, description="Without a checkpoint, rebuild windows from at most this much event history"),
+    ] = 3600.0
+    rules_device_refresh_s: Annotated[
+        float, Field(gt=0, description="Re-read the devices' site and tags for the rules this often")
+    ] = 30.0
 
     admin_api_key: SecretStr | None = None
     log_level: str = "INFO"

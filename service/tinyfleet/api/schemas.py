@@ -366,8 +366,17 @@ class RulesPublic(BaseModel):
     loaded_at: datetime | None = None
     rules: list[RulePublic] = Field(default_factory=list)
     errors: list[RuleIssuePublic] = Field(default_factory=list, description="Issues of the last refused load")
-    dropped_batches: int = 0
-    failed_batches: int = 0
+    dropped_batches: int = Field(
+        default=0, description="Batches not queued (queue full); their events were read from the database"
+    )
+    failed_batches: int = Field(default=0, description="Batches the engine failed on (their events not evaluated)")
+    write_retries: int = Field(default=0, description="Alert writes that failed and were retried")
+    events_fed: int = Field(default=0, description="Events evaluated since the state began (checkpoints carry it)")
+    recovered_events: int = Field(
+        default=0, description="Events read back from the database: replay at start, catch-up after a full queue"
+    )
+    checkpoint_saved_at: datetime | None = Field(default=None, description="Last save of the engine state")
+    checkpoint_bytes: int = Field(default=0, description="Size of the last checkpoint (compressed)")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -390,6 +399,11 @@ class RulesPublic(BaseModel):
                     "errors": [],
                     "dropped_batches": 0,
                     "failed_batches": 0,
+                    "write_retries": 0,
+                    "events_fed": 182400,
+                    "recovered_events": 1200,
+                    "checkpoint_saved_at": "2026-11-25T12:05:00Z",
+                    "checkpoint_bytes": 48211,
                 }
             ]
         }

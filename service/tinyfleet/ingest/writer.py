@@ -8,6 +8,7 @@ clock claim their (device, boot, seq) in `event_dedup` first, which also fixes t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -186,20 +187,46 @@ class PreparedBatch:
     channel_counts: dict[str, int] = field(default_factory=dict)
 
 
+#: Appended to the events INSERT when the caller wants to know which rows were new (see `WriteResult`).
+RETURNING_KEYS_SQL = "RETURNING device_id, boot, seq"
+
+EventKey = tuple[str, int, int]
+
+
 @dataclass(slots=True, frozen=True)
 class WriteResult:
     events_inserted: int
     events_offered: int
     telemetry_inserted: int
     dead_letters: int
+    # With `BatchWriter(want_inserted_keys=True)`: the (device, boot, seq) of the rows the database took when
+    # it did not take all that were offered (duplicates, refused rows); None when every offered row is new.
+    inserted_keys: frozenset[EventKey] | None = None
+
+    def new_rows(self, offered: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The offered rows (in staging-column order) that are new in the database: each inserted key once,
+        so neither a redelivery nor a resend inside one batch reaches a commit listener twice."""
+        if self.inserted_keys is None:
+            return list(offered)
+        keys = set(self.inserted_keys)
+        out = []
+        for row in offered:
+            key = (row[0], row[1], row[2])
+            if key in keys:
+                keys.discard(key)
+                out.append(row)
+        return out
 
 
 class BatchWriter:
     """Owns one database connection (psycopg 3, sync: it runs on the writer thread)."""
 
-    def __init__(self, conninfo: str, *, application_name: str = "tinyfleet-ingest") -> None:
+    def __init__(
+        self, conninfo: str, *, application_name: str = "tinyfleet-ingest", want_inserted_keys: bool = False
+    ) -> None:
         self._conninfo = conninfo
         self._application_name = application_name
+        self._want_keys = want_inserted_keys
         self._conn: psycopg.Connection[Any] | None = None
 
     @property
@@ -292,10 +319,13 @@ class BatchWriter:
             conn.rollback()  # the probes only sorted the rows; write the good ones for real
             ok.dead_letters = [*batch.dead_letters, *refused]
             result = self._write(conn, ok)
+        if self._want_keys and result.inserted_keys is None and len(ok.event_rows) < len(batch.event_rows):
+            keys = frozenset((r[0], r[1], r[2]) for r in ok.event_rows)
+            result = dataclasses.replace(result, inserted_keys=keys)
         return result, refused
 
     def _write(self, conn: psycopg.Connection[Any], batch: PreparedBatch) -> WriteResult:
-        inserted, telemetry = self._write_rows(conn, batch)
+        inserted, telemetry, keys = self._write_rows(conn, batch, want_keys=self._want_keys)
         with conn.cursor() as cur:
             for state in batch.states:
                 cur.execute(UPSERT_STATE_SQL, state.params())
@@ -309,11 +339,15 @@ class BatchWriter:
             events_offered=len(batch.event_rows),
             telemetry_inserted=telemetry,
             dead_letters=len(batch.dead_letters),
+            inserted_keys=keys,
         )
 
     @staticmethod
-    def _write_rows(conn: psycopg.Connection[Any], batch: PreparedBatch) -> tuple[int, int]:
+    def _write_rows(
+        conn: psycopg.Connection[Any], batch: PreparedBatch, *, want_keys: bool = False
+    ) -> tuple[int, int, frozenset[EventKey] | None]:
         inserted = telemetry = 0
+        keys: frozenset[EventKey] | None = None
         with conn.cursor() as cur:
             if batch.event_rows:
                 with cur.copy(
@@ -323,8 +357,15 @@ class BatchWriter:
                     write_row = copy.write_row
                     for row in batch.event_rows:
                         write_row(row)
-                cur.execute(INSERT_EVENTS_SQL if batch.clockless else INSERT_TIMED_EVENTS_SQL)
-                inserted = cur.rowcount
+                sql = INSERT_EVENTS_SQL if batch.clockless else INSERT_TIMED_EVENTS_SQL
+                if want_keys:
+                    cur.execute(sql + RETURNING_KEYS_SQL)
+                    inserted = cur.rowcount
+                    if inserted < len(batch.event_rows):  # rows are parsed only when fetched: rarely
+                        keys = frozenset((d, b, q) for d, b, q in cur.fetchall())
+                else:
+                    cur.execute(sql)
+                    inserted = cur.rowcount
             if batch.telemetry_rows:
                 with cur.copy(
                     f"COPY ingest_telemetry ({', '.join(TELEMETRY_STAGING_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -334,7 +375,7 @@ class BatchWriter:
                         copy.write_row(row)
                 cur.execute(INSERT_TELEMETRY_SQL)
                 telemetry = cur.rowcount
-        return inserted, telemetry
+        return inserted, telemetry, keys
 
 
 def _refused_row(

@@ -49,8 +49,8 @@ class BatchOutcome:
     result: WriteResult
     dead_letter_codes: dict[str, int]
     channel_counts: dict[str, int]
-    # The event rows offered to the database (staging-column order, JSON columns as plain objects), only
-    # when the parent asked for them (commit listeners).
+    # The event rows the database took as new (staging-column order, JSON columns as plain objects): no
+    # duplicate, no refused row. Only when the parent asked for them (commit listeners).
     event_rows: list[tuple[Any, ...]] | None = None
     db_errors: list[str] = field(default_factory=list)
 
@@ -71,7 +71,7 @@ def _child_main(conn: Connection, config: WriterConfig) -> None:
     sys.stdin.close()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     decoder = BatchDecoder(config.topic_prefix, strict=config.strict)
-    writer = BatchWriter(config.conninfo, application_name=config.application_name)
+    writer = BatchWriter(config.conninfo, application_name=config.application_name, want_inserted_keys=config.want_rows)
     try:
         try:
             writer.connect()
@@ -138,7 +138,7 @@ def _write_until_committed(
     if want_rows:
         rows = [
             (*r[:12], None if r[12] is None else r[12].obj, r[13], None if r[14] is None else r[14].obj)
-            for r in prepared.event_rows
+            for r in result.new_rows(prepared.event_rows)
         ]
     return BatchOutcome(result, codes, prepared.channel_counts, rows, errors)
 

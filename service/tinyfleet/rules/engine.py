@@ -1124,6 +1124,31 @@ class RuleEngine:
         self._resolve(cr, group, gs, now, out, manual=True)
         return out[0]
 
+    def sync_alert(self, rule_id: str, group: str, alert: Mapping[str, Any] | None, *, at: datetime | int) -> bool:
+        """Make the engine's alert of (rule, group) what the database holds, without a transition: `alert`
+        (keys of `open_alerts()`: opened_at, severity, acked, escalated, notified_at, times in ms) or None
+        (closed there at `at`, e.g. resolved by an operator: cooldown runs from `at`). For a restart. Returns
+        whether anything changed; unknown rules are ignored."""
+        cr = self._by_id.get(rule_id)
+        if cr is None:
+            return False
+        gs = cr.groups.get(group)
+        if alert is None:
+            if gs is None or gs.alert is None:
+                return False
+            gs.alert = None
+            gs.resolved_at = to_ms(at)
+            gs.clear_since = None
+        else:
+            if gs is None:
+                gs = cr.groups[group] = cr.new_group()
+            new = _Alert.load(alert)
+            if gs.alert is not None and gs.alert.dump() == new.dump():
+                return False
+            gs.alert = new
+        self._schedule(cr, group, gs, self.now)  # evaluated at the next tick
+        return True
+
     def prune(self) -> int:
         """Forget groups whose state is as good as new (no alert, no cooldown running, empty windows, …), to
         bound memory when groups come and go; returns how many. Changes no future transition. Absence clocks

@@ -1,24 +1,33 @@
 """The rules at run time: ingest batches → engine → alerts + outbox rows, plus a 1 s tick, reload and status.
 
-    async with RulesRuntime(settings, database) as rules:     # loads settings.rules_dir, rebuilds open alerts
+    async with RulesRuntime(settings, database) as rules:     # loads settings.rules_dir, recovers its state
         ingest.add_listener(rules.listener)                    # before the ingest starts
         ...
         await rules.reload()                                   # validate the directory again; keep the old set on error
 
-Threads: the ingest calls `listener(rows, result)` on its writer thread after each commit. The listener only
-hands the batch to the event loop (`loop.call_soon_threadsafe`, no waiting); there it goes into a bounded
-queue. When the queue is full the batch is dropped, logged and counted (`dropped_batches`): the ingest is
-never held up by the rules. Everything else (engine, database) runs on the event loop, in two named tasks:
-`tinyfleet-rules-feed` (one database transaction per batch: every transition with its rule's actions through
-`tinyfleet.alerts.apply_transition`) and `tinyfleet-rules-tick` (every `tick_interval_s`: absence, `for:`,
-escalation, re-notification, auto-resolve by time).
+Threads: the ingest calls `listener(rows, result)` on its writer thread after each commit, with the rows the
+database took as new (no duplicates). The listener only hands the batch to the event loop
+(`loop.call_soon_threadsafe`, no waiting); there it goes into a bounded queue. The ingest is never held up by
+the rules: when the queue is full, further batches are not queued (`dropped_batches`), and once the queue has
+drained the events since the last one fed are read from the `events` table instead (a catch-up): nothing is
+lost, only later. Everything else runs on the event loop, in named tasks: `tinyfleet-rules-feed` (one database
+transaction per batch: every transition with its rule's actions through `tinyfleet.alerts.apply_transition`;
+a failed write is retried until it succeeds), `tinyfleet-rules-tick` (every `tick_interval_s`: absence, `for:`,
+escalation, re-notification, auto-resolve by time), `tinyfleet-rules-checkpoint` and `tinyfleet-rules-devices`
+(device site and tags for the facts).
 
-Restart: at start the alerts that are not resolved are read from the database and handed to the engine as
-open (or acknowledged) alerts of their (rule, group) — via `RuleEngine.restore` with alert state only — so an
-`open` is not fired again while they stay open (if the database cannot be read then, the engine starts empty;
-the database still refuses a second open alert per (rule, group), so at worst the engine believes it opened
-one that already was, and no action is written for it). Windows and clocks are NOT rebuilt (they start empty): a rule
-with `resolve: auto` whose condition is false on the first tick after the restart resolves its alert then.
+Restart: every `rules_checkpoint_interval_s` and at stop the engine's state (windows, clocks, alerts) is saved
+with its position in the event stream (`tinyfleet.rules.recovery`). At start the checkpoint is restored and the
+events received since are replayed from the database with exact timing; their transitions are written unless
+the database already has them (a replayed transition is never later than the live one, see
+`recovery.last_transitions`), so a restart neither loses nor repeats an alert. Then the engine's alerts are
+made the database's (acknowledged or resolved meanwhile by an operator). Without a checkpoint (first start,
+or one from an incompatible version), the windows are warmed up silently on the events of the longest window
+of the rules (at most `rules_warmup_max_s`), absence clocks start from each device's `last_seen`, and the
+alerts come from the database: what holds now opens now, what held only in the past is not sent late.
+
+One runtime per event stream: the checkpoint is named after the ingest client id. With several ingest workers
+on a shared subscription each sees only its share of the events, see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,14 +48,53 @@ from tinyfleet.alerts import ActionSpec
 from tinyfleet.config import Settings
 from tinyfleet.rules.engine import EventFact, RuleEngine, Transition, to_ms
 from tinyfleet.rules.loader import RuleIssue, RuleSet, RuleSetError, load_rules
-from tinyfleet.rules.model import Action, Rule
+from tinyfleet.rules.model import Action, Condition, Rule
+from tinyfleet.rules.recovery import (
+    DeviceInfo,
+    EventKey,
+    device_info,
+    devices_last_seen,
+    encode_snapshot,
+    events_since,
+    last_transitions,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tinyfleet.store.db import Database
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Firing", "RulesRuntime", "action_specs"]
+__all__ = ["Firing", "RulesRuntime", "action_specs", "history_needed_s"]
 
 _STOP = object()
+
+#: Clocks of this machine and the database may differ this much (receive times vs. `now()` of alert events).
+CLOCK_MARGIN_MS = 60_000
+#: How often the engine forgets idle groups (bounded memory when devices come and go).
+PRUNE_INTERVAL_S = 300.0
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def history_needed_s(ruleset: RuleSet) -> float:
+    """How far back events matter to the rules now: the longest window (`within`, rate window + baseline,
+    `for:`, cooldown, ...) of any rule, in seconds. What a start without a checkpoint warms up on."""
+
+    def of(c: Condition) -> int:
+        spans = [
+            c.window.within if c.window else 0,
+            c.stats.within if c.stats else 0,
+            c.rate.window + c.rate.baseline if c.rate else 0,
+            c.for_ or 0,
+            of(c.not_) if c.not_ else 0,
+            *(of(x) for x in [*(c.all_ or ()), *(c.any_ or ())]),
+        ]
+        return max(spans)
+
+    ms = max((of(r) + (r.for_ or 0) for r in ruleset.rules if r.enabled), default=0)
+    return ms / 1000.0
 
 
 def action_specs(rule: Rule) -> list[ActionSpec]:
@@ -88,21 +137,38 @@ class RulesRuntime:
         database: Database,
         *,
         rules_dir: str | Path | None = None,
+        name: str | None = None,
         queue_size: int = 1000,
         tick_interval_s: float = 1.0,
     ) -> None:
         self.settings = settings
         self.database = database
         self.rules_dir = Path(rules_dir if rules_dir is not None else settings.rules_dir)
+        self.name = name if name is not None else settings.mqtt_client_id
         self.tick_interval_s = tick_interval_s
         self.ruleset = RuleSet(rules=())
         self.engine = RuleEngine(self.ruleset)
         self.last_errors: list[RuleIssue] = []
         self.loaded_at: datetime | None = None
         self.last_firing: dict[str, Firing] = {}
-        self.dropped_batches = 0
-        self.failed_batches = 0
+        self.dropped_batches = 0  # not queued (queue full): their events were then read from the database
+        self.failed_batches = 0  # the engine raised on a batch (a bug): its events are not evaluated
+        self.write_retries = 0  # alert writes that failed and were retried
         self.applied = 0
+        self.events_fed = 0
+        self.recovered_events = 0  # fed from the events table: the replay at start and catch-ups after a gap
+        self.checkpoint_saved_at: datetime | None = None
+        self.checkpoint_bytes = 0
+        self._devices: dict[str, DeviceInfo] = {}
+        # Position in the event stream: the largest receive time fed, and the keys fed at exactly that time.
+        self._fed_until: int | None = None
+        self._fed_keys: set[EventKey] = set()
+        # After a catch-up from the database, live rows up to this position were fed already.
+        self._skip_until: int | None = None
+        self._skip_keys: frozenset[EventKey] = frozenset()
+        self._gap = False  # batches were dropped: read them from the database before the next live batch
+        self._stopping = False
+        self._unapplied = False  # transitions given up at stop: no checkpoint past them may be saved
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -121,10 +187,12 @@ class RulesRuntime:
             self.ruleset = ruleset
             self.loaded_at = datetime.now(UTC)
             log.info("loaded %d rules from %s", len(ruleset.rules), self.rules_dir)
-        self.engine = await self._rebuild(self.ruleset)
+        await self._recover()
         self._tasks = [
             asyncio.create_task(self._feed_loop(), name="tinyfleet-rules-feed"),
             asyncio.create_task(self._tick_loop(), name="tinyfleet-rules-tick"),
+            asyncio.create_task(self._checkpoint_loop(), name="tinyfleet-rules-checkpoint"),
+            asyncio.create_task(self._devices_loop(), name="tinyfleet-rules-devices"),
         ]
         if self.settings.rules_watch and self.rules_dir.is_dir():
             self._tasks.append(asyncio.create_task(self._watch_loop(), name="tinyfleet-rules-watch"))
@@ -136,11 +204,12 @@ class RulesRuntime:
         await self.stop()
 
     async def stop(self) -> None:
-        """Apply the batches already queued (the ingest is stopped before), then stop both tasks."""
+        """Apply the batches already queued (the ingest is stopped before), save a checkpoint, stop the tasks."""
         tasks, self._tasks = self._tasks, []
         if not tasks:
             return
-        feed, *timers = tasks  # the tick and (when on) the file watcher
+        self._stopping = True
+        feed, *timers = tasks  # the tick, the checkpoint, the devices refresh and (when on) the file watcher
         for task in timers:
             task.cancel()
         try:
@@ -151,38 +220,118 @@ class RulesRuntime:
             await asyncio.wait_for(asyncio.shield(feed), 10)
         feed.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # the next start replays from the previous checkpoint instead
+            log.error("rules: the checkpoint at stop failed: %s", _first_line(exc))
 
-    async def _rebuild(self, ruleset: RuleSet) -> RuleEngine:
-        """An engine that knows the alerts the database holds open (alert state only, see the module doc)."""
+    # ---------------------------------------------------------------------------------------- recovery
+    async def _recover(self) -> None:
+        """Rebuild the engine: from the checkpoint plus the events received since (writing the transitions
+        that were not written yet), or, without a checkpoint, by warming the windows up silently on recent
+        events; then make its alerts those the database holds (operators may have acted meanwhile)."""
+        now = to_ms(datetime.now(UTC))
+        ruleset = self.ruleset
         try:
             async with self.database.sessionmaker() as session:
-                active = await alerts.active_alerts(session)
+                self._devices = await device_info(session)
+                checkpoint = await load_checkpoint(session, self.name)
+                seen = await devices_last_seen(session) if checkpoint is None else []
         except Exception as exc:  # database away or not migrated: the ingest copes with that, so do we
-            # No double alert even so: `apply_transition` ignores an `open` for a (rule, group) already open.
-            log.error("rules: cannot read the open alerts (%s); starting with none", str(exc).splitlines()[0])
-            active = []
-        known = {r.id for r in ruleset.rules}
-        rules: dict[str, Any] = {}
+            log.error("rules: cannot read the database (%s); starting with an empty state", _first_line(exc))
+            self.engine = RuleEngine(ruleset)
+            return
+        engine: RuleEngine | None = None
+        if checkpoint is not None:
+            try:
+                engine = RuleEngine.restore(ruleset, checkpoint.snapshot)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                log.error("rules: checkpoint %r is unusable (%s); rebuilding from recent events", self.name, exc)
+        if engine is not None and checkpoint is not None:
+            silent = False
+            start = checkpoint.fed_until_ms
+            if start is None:  # nothing was fed before it was saved
+                start = to_ms(checkpoint.saved_at) - CLOCK_MARGIN_MS
+            keys = checkpoint.fed_keys
+            self.events_fed = checkpoint.events_fed
+        else:
+            silent = True
+            start = now - int(min(self.settings.rules_warmup_max_s, history_needed_s(ruleset)) * 1000)
+            keys = frozenset()
+            engine = RuleEngine(ruleset)
+            engine.now = start
+        self.engine = engine
+        self._fed_until, self._fed_keys = (None, set()) if silent else (start, set(keys))
+        repeats: dict[tuple[str, str], int] = {}
+        if not silent:
+            async with self.database.sessionmaker() as session:
+                repeats = await last_transitions(session, start - CLOCK_MARGIN_MS)
+        replayed = 0
+        async for facts, position, at_position in events_since(self.database, start, keys, self._devices):
+            out: list[Transition] = []
+            for fact in facts:
+                out += engine.advance(to_ms(fact.time) - 1)
+                out += engine.feed((fact,))
+            if not silent:
+                await self._apply(out, repeats=repeats)
+            self._fed_until, self._fed_keys = position, set(at_position)
+            replayed += len(facts)
+        for device_id, model, last_seen in seen:  # absence clocks of devices silent since before the start
+            info = self._devices.get(device_id)
+            engine.expect(device_id, last_seen, model=model, site=info.site if info else None,
+                          tags=info.tags if info else None)  # fmt: skip
+        out = engine.advance(now)
+        if not silent:
+            await self._apply(out, repeats=repeats)
+        await self._sync_alerts(now)
+        self.recovered_events += replayed
+        self.events_fed += replayed
+        log.info(
+            "rules: state %s, %d events replayed since %s",
+            "restored from the checkpoint" if not silent else "warmed up without a checkpoint",
+            replayed,
+            datetime.fromtimestamp(start / 1000, UTC).isoformat(timespec="milliseconds"),
+        )
+
+    async def _sync_alerts(self, now: int) -> None:
+        """The engine's open alerts := the database's (which wins: acks and resolves by operators)."""
+        async with self.database.sessionmaker() as session:
+            active = await alerts.active_alerts(session)
+        engine = self.engine
+        in_db = {(a.rule_id, a.group_key) for a in active}
+        for held in engine.open_alerts():
+            if (held["rule_id"], held["group"]) not in in_db:
+                engine.sync_alert(held["rule_id"], held["group"], None, at=now)
         for a in active:
-            if a.rule_id not in known:
-                continue
             opened = to_ms(a.opened_at)
-            rules.setdefault(a.rule_id, {"fingerprint": "", "groups": {}})["groups"][a.group_key] = {
-                "alert": {
+            engine.sync_alert(
+                a.rule_id,
+                a.group_key,
+                {
                     "opened_at": opened,
                     "severity": a.severity,
                     "acked": a.state == "acknowledged",
                     "escalated": a.escalated,
                     "notified_at": to_ms(a.last_notified_at) if a.last_notified_at else opened,
                 },
-                "resolved_at": None,
-                "clear_since": None,
-                "nodes": [],
-            }
-        now = to_ms(datetime.now(UTC))
-        if rules:
-            log.info("rules: %d open alerts restored from the database", sum(len(r["groups"]) for r in rules.values()))
-        return RuleEngine.restore(ruleset, {"version": 1, "now": now, "rules": rules})
+                at=now,
+            )
+        if active:
+            log.info("rules: %d open alerts in the database", len(active))
+
+    async def checkpoint(self) -> None:
+        """Save the engine's state and its position in the event stream (also done every
+        `rules_checkpoint_interval_s` and at stop)."""
+        async with self._lock:
+            if self._unapplied:
+                return
+            snapshot = self.engine.snapshot()
+            position, keys, fed = self._fed_until, frozenset(self._fed_keys), self.events_fed
+        encoded = await asyncio.to_thread(encode_snapshot, snapshot)
+        async with self.database.session() as session:
+            await save_checkpoint(session, self.name, encoded, position, keys, fed)
+        self.checkpoint_saved_at = datetime.now(UTC)
+        self.checkpoint_bytes = len(encoded)
 
     # ---------------------------------------------------------------------------------------- ingest side
     def listener(self, rows: Sequence[Sequence[Any]], result: Any = None) -> None:
@@ -194,26 +343,83 @@ class RulesRuntime:
             loop.call_soon_threadsafe(self._enqueue, list(rows))
 
     def _enqueue(self, rows: list[Sequence[Any]]) -> None:
+        if self._gap:  # being dropped already: the catch-up reads them from the database
+            self.dropped_batches += 1
+            return
         try:
             self._queue.put_nowait(rows)
         except asyncio.QueueFull:
+            self._gap = True
             self.dropped_batches += 1
-            log.warning("rules queue full: dropped a batch of %d events (%d so far)", len(rows), self.dropped_batches)
+            log.warning("rules queue full: reading the events from the database once it has drained")
+
+    def _facts(self, rows: Sequence[Sequence[Any]]) -> list[EventFact]:
+        """Engine facts of a committed batch (less what a catch-up fed already), and the new position."""
+        skip = self._skip_until
+        if skip is not None:
+            if min(r[4] for r in rows) > skip:
+                self._skip_until = None
+            else:
+                keys = self._skip_keys
+                rows = [r for r in rows if r[4] > skip or (r[4] == skip and (r[0], r[1], r[2]) not in keys)]
+                if not rows:
+                    return []
+        devices = self._devices
+        facts = []
+        for r in rows:
+            info = devices.get(r[0])
+            facts.append(EventFact.from_row(r) if info is None else EventFact.from_row(r, site=info.site,
+                                                                                          tags=info.tags))  # fmt: skip
+        top = max(r[4] for r in rows)
+        at_top = {(r[0], r[1], r[2]) for r in rows if r[4] == top}
+        if self._fed_until is None or top > self._fed_until:
+            self._fed_until, self._fed_keys = top, at_top
+        elif top == self._fed_until:
+            self._fed_keys |= at_top
+        self.events_fed += len(facts)
+        return facts
 
     # ---------------------------------------------------------------------------------------- loops
     async def _feed_loop(self) -> None:
         while True:
+            if self._gap and self._queue.empty():
+                self._gap = False  # the listener queues again from now on; the catch-up covers the rest
+                try:
+                    async with self._lock:
+                        await self._catch_up()
+                except Exception as exc:
+                    self._gap = True
+                    log.error("rules: catching up from the database failed (%s); retrying", _first_line(exc))
+                    await asyncio.sleep(1.0)
+                    continue
             item = await self._queue.get()
             if item is _STOP:
                 return
             rows: list[Sequence[Any]] = item  # type: ignore[assignment]
-            try:
-                facts = [EventFact.from_row(r) for r in rows]
-                async with self._lock:
-                    await self._apply(self.engine.feed(facts))
-            except Exception:
-                self.failed_batches += 1
-                log.exception("rules: a batch of %d events failed", len(rows))
+            async with self._lock:
+                try:
+                    facts = self._facts(rows)
+                    transitions = self.engine.feed(facts) if facts else []
+                except Exception:
+                    self.failed_batches += 1
+                    log.exception("rules: a batch of %d events failed", len(rows))
+                    continue
+                await self._apply(transitions)
+
+    async def _catch_up(self) -> None:
+        """Feed the events committed since the position, from the database (after dropped batches)."""
+        start = self._fed_until if self._fed_until is not None else to_ms(datetime.now(UTC)) - CLOCK_MARGIN_MS
+        n = 0
+        async for facts, position, at_position in events_since(
+            self.database, start, frozenset(self._fed_keys), self._devices
+        ):
+            await self._apply(self.engine.feed(facts))
+            self._fed_until, self._fed_keys = position, set(at_position)
+            n += len(facts)
+        self._skip_until, self._skip_keys = self._fed_until, frozenset(self._fed_keys)
+        self.recovered_events += n
+        self.events_fed += n
+        log.info("rules: caught up on %d events from the database", n)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -224,10 +430,59 @@ class RulesRuntime:
             except Exception:
                 log.exception("rules: tick failed")
 
-    async def _apply(self, transitions: list[Transition]) -> None:
-        """All transitions of one batch (or tick) in one transaction, each with its rule's actions."""
+    async def _checkpoint_loop(self) -> None:
+        interval = self.settings.rules_checkpoint_interval_s
+        last_prune = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if time.monotonic() - last_prune >= PRUNE_INTERVAL_S:
+                    last_prune = time.monotonic()
+                    async with self._lock:
+                        self.engine.prune()
+                await self.checkpoint()
+            except Exception as exc:
+                log.error("rules: checkpoint failed (%s); the next one retries", _first_line(exc))
+
+    async def _devices_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rules_device_refresh_s)
+            try:
+                async with self.database.sessionmaker() as session:
+                    self._devices = await device_info(session)
+            except Exception as exc:
+                log.warning("rules: cannot refresh device tags (%s)", _first_line(exc))
+
+    async def _apply(self, transitions: list[Transition], *, repeats: Mapping[tuple[str, str], int] | None = None
+                     ) -> None:  # fmt: skip
+        """All transitions of one batch (or tick) in one transaction, each with its rule's actions. A failed
+        write is retried (the caller holds the lock, so the stream waits; the ingest does not: a full queue
+        becomes a catch-up from the database). `repeats`: skip what a replay finds already written."""
+        if repeats:
+            transitions = [t for t in transitions if t.at_ms > repeats.get((t.rule_id, t.group), -1)]
         if not transitions:
             return
+        delay = 0.2
+        while True:
+            try:
+                written = await self._write(transitions)
+                break
+            except Exception as exc:
+                if self._stopping:
+                    # Not lost: no checkpoint is saved past them, so the next start replays and writes them.
+                    self._unapplied = True
+                    log.error("rules: %d transitions not written at stop (%s)", len(transitions), _first_line(exc))
+                    return
+                self.write_retries += 1
+                log.warning("rules: writing %d transitions failed (%s); retrying in %.1f s",
+                            len(transitions), _first_line(exc), delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        for t, alert_id in written:
+            self.last_firing[t.rule_id] = Firing(str(t.kind), t.group, t.at, alert_id)
+        self.applied += len(written)
+
+    async def _write(self, transitions: list[Transition]) -> list[tuple[Transition, int]]:
         ruleset = self.ruleset
         written: list[tuple[Transition, int]] = []
         async with self.database.session() as session:
@@ -239,9 +494,7 @@ class RulesRuntime:
                 applied = await alerts.apply_transition(session, t, actions)
                 if applied is not None:
                     written.append((t, applied.alert.id))
-        for t, alert_id in written:
-            self.last_firing[t.rule_id] = Firing(str(t.kind), t.group, t.at, alert_id)
-        self.applied += len(written)
+        return written
 
     # ---------------------------------------------------------------------------------------- operations
     async def _watch_loop(self) -> None:
@@ -315,4 +568,9 @@ class RulesRuntime:
             ],
             "dropped_batches": self.dropped_batches,
             "failed_batches": self.failed_batches,
+            "write_retries": self.write_retries,
+            "events_fed": self.events_fed,
+            "recovered_events": self.recovered_events,
+            "checkpoint_saved_at": self.checkpoint_saved_at,
+            "checkpoint_bytes": self.checkpoint_bytes,
         }
