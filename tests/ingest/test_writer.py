@@ -68,3 +68,28 @@ def test_last_seen_is_written_once_per_touch_interval(migrated_db):
     assert set(later.touched) == {"w4"}
     assert scalar(migrated_db, "select count(*) from devices where id = 'w4' and last_seen is not null") == 1
     writer.close()
+
+
+def test_listeners_get_only_the_rows_that_were_new(migrated_db):
+    """Redeliveries, resends inside one batch and refused rows never reach the rules (they would count twice)."""
+    decoder = BatchDecoder("tf/v1", strict=True)
+    writer = BatchWriter(migrated_db, want_inserted_keys=True)
+    first = decoder.prepare(messages("w5", range(3)))
+    result = writer.write(first)
+    assert result.inserted_keys is None  # all new: no key list needed
+    assert len(result.new_rows(first.event_rows)) == 3
+    # seq 2 again (a redelivery), seq 3 twice in the same batch (a resend), and a clockless duplicate pair
+    second = decoder.prepare(messages("w5", range(2, 4)) + messages("w5", range(3, 4)) + messages("w6", range(1), None)
+                             + messages("w6", range(1), None))  # fmt: skip
+    result = writer.write(second)
+    new = result.new_rows(second.event_rows)
+    assert sorted((r[0], r[2]) for r in new) == [("w5", 3), ("w6", 0)]
+    # a refused row is not new either
+    third = decoder.prepare(messages("w7", range(3)))
+    poisoned = list(third.event_rows[1])
+    poisoned[5] = "bad\x00model"
+    third.event_rows[1] = tuple(poisoned)
+    result, refused = writer.write_isolated(third)
+    assert len(refused) == 1
+    assert sorted(r[2] for r in result.new_rows(third.event_rows)) == [0, 2]
+    writer.close()
