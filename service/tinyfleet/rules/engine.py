@@ -601,7 +601,7 @@ class _StatsNode(_Node):
                           self.op: self.thr, "within_ms": self.within}  # fmt: skip
 
     def dump(self, s: Any) -> Any:
-        return [[t, v] for t, v in s[0]]
+        return list(s[0])  # (time, value) tuples: a C-level copy; JSON writes them as pairs
 
     def load(self, o: Any) -> Any:
         dq = deque((int(t), float(v)) for t, v in o)

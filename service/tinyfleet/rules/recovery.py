@@ -76,8 +76,14 @@ class DeviceInfo:
 
 
 def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
-    # Level 1: several times faster than the default and already ~10x smaller than the JSON (window times).
-    return zlib.compress(json.dumps(snapshot, separators=(",", ":")).encode(), 1)
+    """Compressed JSON of `RuleEngine.snapshot()`. Meant for a worker thread: the JSON is made one rule at a
+    time, so the thread gives the GIL back between rules (one `json.dumps` of a big state holds it for its
+    whole run, which would stall the event loop and the MQTT thread); zlib level 1 releases it too."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    parts = [dumps(rule_id) + ":" + dumps(state) for rule_id, state in snapshot["rules"].items()]
+    head = {k: v for k, v in snapshot.items() if k != "rules"}
+    text = dumps(head)[:-1] + ("," if head else "") + '"rules":{' + ",".join(parts) + "}}"
+    return zlib.compress(text.encode(), 1)
 
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:
