@@ -12,10 +12,12 @@ import psycopg
 from tests.actions.conftest import eventually, make_settings
 from tests.rules_e2e.conftest import rule_file
 from tests.rules_e2e.test_runtime import from_thread
+from tests.support.instances import PostgresInstance
 from tinyfleet import alerts
 from tinyfleet.config import Settings
 from tinyfleet.ingest.writer import BatchWriter, PreparedBatch
 from tinyfleet.rules.runtime import RulesRuntime
+from tinyfleet.store import migrate
 from tinyfleet.store.db import Database
 
 Row = tuple[Any, ...]
@@ -199,3 +201,20 @@ async def test_without_a_checkpoint_what_holds_now_opens_now_and_silent_devices_
     assert sorted((r, a.group_key) for r, a in opened.items()) == [("bearing-burst", "p1"), ("silent", "quiet")]
     # opened now (at start), not back-dated to the replayed events
     assert opened["bearing-burst"].opened_at.timestamp() * 1000 >= now - 1000
+
+
+async def test_an_alert_write_that_fails_while_the_database_is_down_is_retried(rules_dir: Path) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9", count=1, within="1m"))
+    with PostgresInstance(timescaledb=False) as pg:
+        url = pg.create_database("rules_retry")
+        migrate.upgrade(url, use_timescaledb=False)
+        async with Database(url) as database, RulesRuntime(settings_for(url, rules_dir), database) as rt:
+            pg.stop(mode="fast")
+            from_thread(lambda: rt.listener(Stream(url).rows(1), None))  # the batch committed just before
+            await eventually(lambda: rt.write_retries >= 2)
+            assert rt.applied == 0
+            pg.start()
+            await eventually(lambda: rt.applied == 1, within=30)
+            (alert,) = await alert_rows(database)
+            assert alert.rule_id == "bearing-burst"
+            assert rt.status()["write_retries"] >= 2
