@@ -3,6 +3,7 @@ committed events (windows survive, nothing fires twice), the catch-up after a fu
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,23 @@ async def test_an_alert_write_that_fails_while_the_database_is_down_is_retried(r
             (alert,) = await alert_rows(database)
             assert alert.rule_id == "bearing-burst"
             assert rt.status()["write_retries"] >= 2
+
+
+async def test_a_database_away_at_start_keeps_the_checkpoint_and_recovers_when_it_is_back(rules_dir: Path) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9", count=3, within="1m"))
+    with PostgresInstance(timescaledb=False) as pg:
+        url = pg.create_database("rules_late")
+        migrate.upgrade(url, use_timescaledb=False)
+        settings = settings_for(url, rules_dir, rules_checkpoint_interval_s=0.2)
+        stream = Stream(url)
+        async with Database(url) as database:
+            async with RulesRuntime(settings, database) as rt:
+                await feed(rt, stream.commit(stream.rows(2)))
+            pg.stop(mode="fast")
+            async with RulesRuntime(settings, database) as rt:
+                await asyncio.sleep(0.5)  # checkpoints would be due: none may overwrite the saved state
+                assert not rt._recovered
+                pg.start()
+                await eventually(lambda: rt._recovered, within=30)
+                await feed(rt, stream.commit(stream.rows(1)))
+                await eventually(lambda: rt.applied == 1)  # the two faults from before + this one

@@ -168,6 +168,7 @@ class RulesRuntime:
         self._skip_keys: frozenset[EventKey] = frozenset()
         self._gap = False  # batches were dropped: read them from the database before the next live batch
         self._stopping = False
+        self._recovered = False  # the state was restored from the database (no checkpoint is saved before)
         self._unapplied = False  # transitions given up at stop: no checkpoint past them may be saved
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -187,7 +188,7 @@ class RulesRuntime:
             self.ruleset = ruleset
             self.loaded_at = datetime.now(UTC)
             log.info("loaded %d rules from %s", len(ruleset.rules), self.rules_dir)
-        await self._recover()
+        await self._try_recover()
         self._tasks = [
             asyncio.create_task(self._feed_loop(), name="tinyfleet-rules-feed"),
             asyncio.create_task(self._tick_loop(), name="tinyfleet-rules-tick"),
@@ -226,21 +227,28 @@ class RulesRuntime:
             log.error("rules: the checkpoint at stop failed: %s", _first_line(exc))
 
     # ---------------------------------------------------------------------------------------- recovery
+    async def _try_recover(self) -> bool:
+        """Recover, or leave it to the feed loop to try again (the database may be away at start: the ingest
+        copes with that, so do we). Until then no checkpoint is saved, so the one in the database survives."""
+        try:
+            await self._recover()
+        except Exception as exc:
+            log.error("rules: cannot restore the state from the database (%s); retrying", _first_line(exc))
+            self.engine = RuleEngine(self.ruleset)
+            return False
+        self._recovered = True
+        return True
+
     async def _recover(self) -> None:
         """Rebuild the engine: from the checkpoint plus the events received since (writing the transitions
         that were not written yet), or, without a checkpoint, by warming the windows up silently on recent
         events; then make its alerts those the database holds (operators may have acted meanwhile)."""
         now = to_ms(datetime.now(UTC))
         ruleset = self.ruleset
-        try:
-            async with self.database.sessionmaker() as session:
-                self._devices = await device_info(session)
-                checkpoint = await load_checkpoint(session, self.name)
-                seen = await devices_last_seen(session) if checkpoint is None else []
-        except Exception as exc:  # database away or not migrated: the ingest copes with that, so do we
-            log.error("rules: cannot read the database (%s); starting with an empty state", _first_line(exc))
-            self.engine = RuleEngine(ruleset)
-            return
+        async with self.database.sessionmaker() as session:
+            self._devices = await device_info(session)
+            checkpoint = await load_checkpoint(session, self.name)
+            seen = await devices_last_seen(session) if checkpoint is None else []
         engine: RuleEngine | None = None
         if checkpoint is not None:
             try:
@@ -284,6 +292,8 @@ class RulesRuntime:
         if not silent:
             await self._apply(out, repeats=repeats)
         await self._sync_alerts(now)
+        # Live batches queued while this ran (a retry after a failed start) hold rows replayed already.
+        self._skip_until, self._skip_keys = self._fed_until, frozenset(self._fed_keys)
         self.recovered_events += replayed
         self.events_fed += replayed
         log.info(
@@ -323,7 +333,7 @@ class RulesRuntime:
         """Save the engine's state and its position in the event stream (also done every
         `rules_checkpoint_interval_s` and at stop)."""
         async with self._lock:
-            if self._unapplied:
+            if self._unapplied or not self._recovered:
                 return
             snapshot = self.engine.snapshot()
             position, keys, fed = self._fed_until, frozenset(self._fed_keys), self.events_fed
@@ -381,6 +391,12 @@ class RulesRuntime:
 
     # ---------------------------------------------------------------------------------------- loops
     async def _feed_loop(self) -> None:
+        while not self._recovered:
+            await asyncio.sleep(1.0)
+            if self._stopping:  # the queued batches are in the database: the next start replays them
+                return
+            async with self._lock:
+                await self._try_recover()
         while True:
             if self._gap and self._queue.empty():
                 self._gap = False  # the listener queues again from now on; the catch-up covers the rest
