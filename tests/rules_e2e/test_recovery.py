@@ -239,3 +239,12 @@ async def test_a_database_away_at_start_keeps_the_checkpoint_and_recovers_when_i
                 await eventually(lambda: rt._recovered, within=30)
                 await feed(rt, stream.commit(stream.rows(1)))
                 await eventually(lambda: rt.applied == 1)  # the two faults from before + this one
+
+
+async def test_a_batch_without_events_is_nothing_to_the_rules(migrated_url: str, db: Database, rules_dir: Path) -> None:
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9"))
+    async with RulesRuntime(settings_for(migrated_url, rules_dir), db) as rt:
+        from_thread(lambda: rt.listener([], None))  # a batch of telemetry or state messages only
+        rt._enqueue([])
+        await feed(rt, Stream(migrated_url).rows(1))
+        assert (rt.failed_batches, rt.events_fed) == (0, 1)

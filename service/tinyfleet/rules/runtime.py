@@ -347,7 +347,7 @@ class RulesRuntime:
     def listener(self, rows: Sequence[Sequence[Any]], result: Any = None) -> None:
         """The ingest's commit listener (runs on the ingest writer thread): hands the rows to the event loop."""
         loop = self._loop
-        if loop is None or not self._tasks:
+        if loop is None or not self._tasks or not rows:  # no event in the batch (telemetry, state only)
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: the service is stopping
             loop.call_soon_threadsafe(self._enqueue, list(rows))
@@ -365,6 +365,8 @@ class RulesRuntime:
 
     def _facts(self, rows: Sequence[Sequence[Any]]) -> list[EventFact]:
         """Engine facts of a committed batch (less what a catch-up fed already), and the new position."""
+        if not rows:
+            return []
         skip = self._skip_until
         if skip is not None:
             if min(r[4] for r in rows) > skip:
