@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     rules_watch: Annotated[bool, Field(description="Reload the rules when a file in rules_dir changes")] = True
     rules_checkpoint_interval_s: Annotated[
         float, Field(gt=0, description="Save the rules engine's state (windows, clocks) this often")
-    ] = 10.0
+    ] = 30.0
     rules_warmup_max_s: Annotated[
         float,
         Field(ge=0, description="Without a checkpoint, rebuild windows from at most this much event history"),

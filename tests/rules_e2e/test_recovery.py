@@ -56,7 +56,12 @@ def settings_for(url: str, rules_dir: Path, **kw: Any) -> Settings:
 async def feed(rt: RulesRuntime, rows: list[Row]) -> None:
     before = rt.events_fed
     from_thread(lambda: rt.listener(rows, None))
-    await eventually(lambda: rt.events_fed >= before + len(rows) and rt._queue.empty() and not rt._lock.locked())
+    await eventually(
+        lambda: rt.events_fed >= before + len(rows)
+        and rt._queue.empty()
+        and not rt._lock.locked()
+        and rt._written == rt._queued  # the transitions are in the database
+    )
 
 
 async def alert_rows(db: Database) -> list[alerts.AlertRecord]:

@@ -170,6 +170,17 @@ class RulesRuntime:
         self._stopping = False
         self._recovered = False  # the state was restored from the database (no checkpoint is saved before)
         self._unapplied = False  # transitions given up at stop: no checkpoint past them may be saved
+        # Transitions go to the database in order through one writer task, coalesced into one transaction per
+        # round, so the engine never waits on a commit: `_queued` counts what was handed over, `_written` what
+        # is in the database (a checkpoint waits until its snapshot's transitions are).
+        self._outgoing: list[Transition] = []
+        self._outgoing_ready = asyncio.Event()
+        self._queued = 0
+        self._written = 0
+        self._written_cond = asyncio.Condition()
+        self._writer: asyncio.Task[None] | None = None
+        self._close_writer = False  # set once the feed has stopped: the writer ends when it has drained
+        self._last_saved: tuple[int, int] | None = None  # (events_fed, queued) of the last checkpoint
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
@@ -189,6 +200,7 @@ class RulesRuntime:
             self.loaded_at = datetime.now(UTC)
             log.info("loaded %d rules from %s", len(ruleset.rules), self.rules_dir)
         await self._try_recover()
+        self._writer = asyncio.create_task(self._write_loop(), name="tinyfleet-rules-writer")
         self._tasks = [
             asyncio.create_task(self._feed_loop(), name="tinyfleet-rules-feed"),
             asyncio.create_task(self._tick_loop(), name="tinyfleet-rules-tick"),
@@ -221,6 +233,17 @@ class RulesRuntime:
             await asyncio.wait_for(asyncio.shield(feed), 10)
         feed.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        writer, self._writer = self._writer, None
+        if writer is not None:  # it drains what the feed handed over, then ends
+            self._close_writer = True
+            self._outgoing_ready.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), 10)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            if self._outgoing:
+                self._unapplied = True
+                log.error("rules: %d transitions not written at stop", len(self._outgoing))
         try:
             await self.checkpoint()
         except Exception as exc:  # the next start replays from the previous checkpoint instead
@@ -333,15 +356,20 @@ class RulesRuntime:
         """Save the engine's state and its position in the event stream (also done every
         `rules_checkpoint_interval_s` and at stop)."""
         async with self._lock:
-            if self._unapplied or not self._recovered:
+            if self._unapplied or not self._recovered or self._last_saved == (self.events_fed, self._queued):
                 return
             snapshot = self.engine.snapshot()
-            position, keys, fed = self._fed_until, frozenset(self._fed_keys), self.events_fed
+            position, keys, fed, target = self._fed_until, frozenset(self._fed_keys), self.events_fed, self._queued
+        async with self._written_cond:  # the transitions of this state must be in the database first
+            await self._written_cond.wait_for(lambda: self._written >= target or self._unapplied)
+        if self._unapplied:
+            return
         encoded = await asyncio.to_thread(encode_snapshot, snapshot)
         async with self.database.session() as session:
             await save_checkpoint(session, self.name, encoded, position, keys, fed)
         self.checkpoint_saved_at = datetime.now(UTC)
         self.checkpoint_bytes = len(encoded)
+        self._last_saved = (fed, target)
 
     # ---------------------------------------------------------------------------------------- ingest side
     def listener(self, rows: Sequence[Sequence[Any]], result: Any = None) -> None:
@@ -422,7 +450,7 @@ class RulesRuntime:
                     self.failed_batches += 1
                     log.exception("rules: a batch of %d events failed", len(rows))
                     continue
-                await self._apply(transitions)
+                self._submit(transitions)
 
     async def _catch_up(self) -> None:
         """Feed the events committed since the position, from the database (after dropped batches)."""
@@ -431,7 +459,7 @@ class RulesRuntime:
         async for facts, position, at_position in events_since(
             self.database, start, frozenset(self._fed_keys), self._devices
         ):
-            await self._apply(self.engine.feed(facts))
+            self._submit(self.engine.feed(facts))
             self._fed_until, self._fed_keys = position, set(at_position)
             n += len(facts)
         self._skip_until, self._skip_keys = self._fed_until, frozenset(self._fed_keys)
@@ -444,7 +472,7 @@ class RulesRuntime:
             await asyncio.sleep(self.tick_interval_s)
             try:
                 async with self._lock:
-                    await self._apply(self.engine.tick(datetime.now(UTC)))
+                    self._submit(self.engine.tick(datetime.now(UTC)))
             except Exception:
                 log.exception("rules: tick failed")
 
@@ -470,6 +498,30 @@ class RulesRuntime:
                     self._devices = await device_info(session)
             except Exception as exc:
                 log.warning("rules: cannot refresh device tags (%s)", _first_line(exc))
+
+    def _submit(self, transitions: list[Transition]) -> None:
+        if transitions:
+            self._outgoing += transitions
+            self._queued += len(transitions)
+            self._outgoing_ready.set()
+
+    async def _write_loop(self) -> None:
+        """Writes what the feed and the tick hand over, in order, all that is waiting in one transaction."""
+        while True:
+            if not self._outgoing:
+                if self._close_writer:
+                    return
+                self._outgoing_ready.clear()
+                await self._outgoing_ready.wait()
+                continue
+            batch, self._outgoing = self._outgoing, []
+            await self._apply(batch)
+            if self._unapplied:  # given up at stop
+                self._outgoing = batch + self._outgoing
+                return
+            async with self._written_cond:
+                self._written += len(batch)
+                self._written_cond.notify_all()
 
     async def _apply(self, transitions: list[Transition], *, repeats: Mapping[tuple[str, str], int] | None = None
                      ) -> None:  # fmt: skip
