@@ -37,7 +37,7 @@ import heapq
 import math
 import operator
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -1176,7 +1176,11 @@ class RuleEngine:
     # -- persistence -----------------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        rules: dict[str, Any] = {}
+        return {"version": 1, "now": self.now, "rules": dict(self.rule_snapshots())}
+
+    def rule_snapshots(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """`snapshot()["rules"]` one rule at a time, so a caller can let other work run in between (nothing
+        may feed or tick the engine meanwhile: the parts must belong to one state)."""
         for cr in self._rules:
             groups = {}
             for g, gs in cr.groups.items():
@@ -1186,8 +1190,7 @@ class RuleEngine:
                     "clear_since": gs.clear_since,
                     "nodes": [n.dump(s) for n, s in zip(cr.nodes, gs.nodes, strict=True)],
                 }
-            rules[cr.id] = {"fingerprint": cr.fingerprint, "groups": groups}
-        return {"version": 1, "now": self.now, "rules": rules}
+            yield cr.id, {"fingerprint": cr.fingerprint, "groups": groups}
 
     @classmethod
     def restore(cls, ruleset: RuleSet, snapshot: Mapping[str, Any]) -> RuleEngine:

@@ -20,6 +20,7 @@ the replay evaluates wake-ups at their exact due times, the live tick up to a se
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -75,15 +76,23 @@ class DeviceInfo:
     tags: Mapping[str, str] | None
 
 
-def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
+def encode_snapshot(snapshot: Mapping[str, Any], duty: float = 1.0) -> bytes:
     """Compressed JSON of `RuleEngine.snapshot()`. Meant for a worker thread: the JSON is made one rule at a
     time, so the thread gives the GIL back between rules (one `json.dumps` of a big state holds it for its
-    whole run, which would stall the event loop and the MQTT thread); zlib level 1 releases it too."""
+    whole run, which would stall the event loop and the MQTT thread); zlib level 1 releases it too.
+    `duty` < 1 paces the work to that share of a core (sleeping between rules)."""
     dumps = json.JSONEncoder(separators=(",", ":")).encode
-    parts = [dumps(rule_id) + ":" + dumps(state) for rule_id, state in snapshot["rules"].items()]
+    compressor = zlib.compressobj(1)
     head = {k: v for k, v in snapshot.items() if k != "rules"}
-    text = dumps(head)[:-1] + ("," if head else "") + '"rules":{' + ",".join(parts) + "}}"
-    return zlib.compress(text.encode(), 1)
+    out = [compressor.compress((dumps(head)[:-1] + ("," if head else "") + '"rules":{').encode())]
+    for i, (rule_id, state) in enumerate(snapshot["rules"].items()):
+        started = time.perf_counter()
+        out.append(compressor.compress(("," if i else "").encode() + (dumps(rule_id) + ":" + dumps(state)).encode()))
+        if duty < 1.0:
+            time.sleep((time.perf_counter() - started) * (1.0 / duty - 1.0))
+    out.append(compressor.compress(b"}}"))
+    out.append(compressor.flush())
+    return b"".join(out)
 
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:
