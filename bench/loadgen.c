@@ -6,6 +6,13 @@
  * as fast as the broker acknowledges (at most INFLIGHT unacknowledged) or at RATE messages/s. With --stamp
  * every event carries its publish time in microseconds in extras (x: {"p": us}) so the bench can measure
  * publish→commit latency. Prints one JSON line when every message was acknowledged by the broker.
+ *
+ * With --payloads FILE it publishes the messages of FILE instead (made by bench/rules.py), in order, paced by
+ * --rate: records of [u8 flags][u16 topic length][topic, NUL-terminated][u16 payload length][u16 stamp
+ * offset][payload], little-endian; flag 1 = write the publish time (µs, big-endian uint64) into the payload at
+ * the stamp offset just before sending. --ready prints READY once connected and waits for a line on stdin
+ * before the first message; the closing line is then "RESULT {json}" with sent, acked, first, last (epoch s),
+ * stamped and cpu (s of this process).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <mosquitto.h>
@@ -21,6 +28,47 @@ static volatile long acked = 0;
 static void on_publish(struct mosquitto *m, void *obj, int mid) {
     (void)m; (void)obj; (void)mid;
     __atomic_add_fetch(&acked, 1, __ATOMIC_RELAXED);
+}
+
+struct record {
+    uint8_t flags;
+    const char *topic;
+    uint8_t *payload;
+    uint16_t len, stamp_off;
+};
+
+static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* Reads FILE (see the header) into memory; returns the number of records, or -1. */
+static long load_payloads(const char *path, struct record **out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); return -1; }
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return -1; }
+    long size = ftell(f);
+    rewind(f);
+    uint8_t *buf = malloc((size_t)size + 1);
+    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) { fclose(f); return -1; }
+    fclose(f);
+    long n = 0, cap = 1024;
+    struct record *recs = malloc((size_t)cap * sizeof *recs);
+    for (long i = 0; recs && i < size;) {
+        if (i + 7 > size) return -1;
+        struct record r;
+        r.flags = buf[i];
+        uint16_t tlen = get_u16(buf + i + 1);
+        r.topic = (const char *)(buf + i + 3);
+        i += 3 + tlen;
+        if (i + 4 > size || tlen == 0 || r.topic[tlen - 1] != 0) return -1;
+        r.len = get_u16(buf + i);
+        r.stamp_off = get_u16(buf + i + 2);
+        r.payload = buf + i + 4;
+        i += 4 + r.len;
+        if (i > size || ((r.flags & 1) && (size_t)r.stamp_off + 8 > r.len)) return -1;
+        if (n == cap) { cap *= 2; recs = realloc(recs, (size_t)cap * sizeof *recs); if (!recs) return -1; }
+        recs[n++] = r;
+    }
+    *out = recs;
+    return recs ? n : -1;
 }
 
 static double now_s(void) {
@@ -78,12 +126,80 @@ static size_t encode_event(uint8_t *p, uint64_t ts_ms, uint32_t seq, uint32_t bo
     return n;
 }
 
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pace(double t0, long i, double rate, long inflight) {
+    if (rate > 0) {
+        double due = t0 + (double)i / rate, wait = due - now_s();
+        if (wait > 0) {
+            struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* bound what libmosquitto queues beyond its in-flight window */
+    while (i - __atomic_load_n(&acked, __ATOMIC_RELAXED) > inflight * 4) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void wait_acked(long count) {
+    while (__atomic_load_n(&acked, __ATOMIC_RELAXED) < count) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int publish_file(struct mosquitto *m, const char *path, double rate, int inflight, int ready) {
+    struct record *recs = NULL;
+    long n = load_payloads(path, &recs);
+    if (n < 0) { fprintf(stderr, "loadgen: cannot read payloads from %s\n", path); return 1; }
+    if (ready) {
+        char line[64];
+        printf("READY\n");
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin)) return 1;
+    }
+    double cpu0 = cpu_s(), t0 = now_s();
+    long stamped = 0;
+    for (long i = 0; i < n; i++) {
+        pace(t0, i, rate, inflight);
+        struct record *r = &recs[i];
+        if (r->flags & 1) {
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            uint64_t us = (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+            for (int k = 0; k < 8; k++) r->payload[r->stamp_off + k] = (uint8_t)(us >> (56 - 8 * k));
+            stamped++;
+        }
+        int rc = mosquitto_publish(m, NULL, r->topic, r->len, r->payload, 1, false);
+        if (rc != MOSQ_ERR_SUCCESS) { fprintf(stderr, "loadgen: publish: %s\n", mosquitto_strerror(rc)); return 1; }
+    }
+    double last = now_s();
+    wait_acked(n);
+    double cpu = cpu_s() - cpu0;
+    mosquitto_disconnect(m);
+    mosquitto_loop_stop(m, false);
+    mosquitto_destroy(m);
+    mosquitto_lib_cleanup();
+    printf("RESULT {\"sent\": %ld, \"acked\": %ld, \"first\": %.6f, \"last\": %.6f, \"stamped\": %ld, "
+           "\"cpu\": %.6f}\n", n, __atomic_load_n(&acked, __ATOMIC_RELAXED), t0, last, stamped, cpu);
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *prefix = "tf/v1", *client_id = "tinyfleet-loadgen";
     int port = 1883, devices = 1000, batch = 1, inflight = 1000, stamp = 0, protocol = 4;
     long count = 10000;
     double rate = 0;
     uint32_t boot = (uint32_t)time(NULL);
+    const char *payloads = NULL;
+    int ready = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(a, "--host")) { host = v; i++; }
@@ -98,6 +214,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--client-id")) { client_id = v; i++; }
         else if (!strcmp(a, "--mqtt5")) { protocol = 5; }
         else if (!strcmp(a, "--stamp")) { stamp = 1; }
+        else if (!strcmp(a, "--payloads")) { payloads = v; i++; }
+        else if (!strcmp(a, "--ready")) { ready = 1; }
         else { fprintf(stderr, "loadgen: unknown option %s\n", a); return 2; }
     }
     if (devices < 1 || batch < 1 || batch > 256 || count < 1) { fprintf(stderr, "loadgen: bad arguments\n"); return 2; }
@@ -112,6 +230,7 @@ int main(int argc, char **argv) {
     int rc = mosquitto_connect(m, host, port, 60);
     if (rc != MOSQ_ERR_SUCCESS) { fprintf(stderr, "loadgen: connect: %s\n", mosquitto_strerror(rc)); return 1; }
     mosquitto_loop_start(m);
+    if (payloads) return publish_file(m, payloads, rate, inflight, ready);
 
     uint32_t *seqs = calloc((size_t)devices, sizeof *seqs);
     char (*topics)[128] = calloc((size_t)devices, sizeof *topics);

@@ -55,14 +55,11 @@ Not a test. Phases, all in one run:
    loops), ingest batching with its defaults.
 
 The service connects with MQTT 3.1.1 by default, as bench/ingest.py does (`--mqtt-protocol 5` for the
-service's own default: paho's MQTT 5 path costs about twice as much Python per message). The publisher is not
-`bench/loadgen.c`: that one always sends model `vib-cls` with labels `seq % 4`, which the 100 rules (models
-m0..m9) would never look at. The publisher here is a minimal MQTT 3.1.1 client in Python on a raw socket
-(CONNECT, QoS 1 PUBLISH, PUBACK counting) that pre-builds every packet of the stream before it starts — the
-events `rules_engine.make_events` draws (model per device, 70 % label c0, random score and anom), CBOR-encoded
-as protocol v1 — and then writes them paced in 5 ms slices: it costs less CPU per message than
-libmosquitto's publish and leaves the two cores to broker, database and service. Each run uses device ids
-and a topic prefix of its own.
+service's own default: paho's MQTT 5 path costs about twice as much Python per message). The publisher is
+`bench/loadgen.c` (libmosquitto) reading a file of pre-built messages: the events `rules_engine.make_events`
+draws (model per device, 70 % label c0, random score and anom), CBOR-encoded as protocol v1, every 100th a
+firing event whose publish time loadgen writes in just before sending; it costs little CPU per message and
+leaves the two cores to broker, database and service. Each run uses device ids and a topic prefix of its own.
 
 Ends with one JSON line of all figures. `--quick`: a few seconds per phase (a smoke test; figures are noisy).
 `--profile` writes a cProfile of the service's event-loop thread per rules-on run next to the logs.
@@ -82,7 +79,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
@@ -108,30 +104,23 @@ TICK_S = 0.005
 
 
 # ================================================================================================= publisher
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+#: A placeholder for the publish time in firing events: a CBOR uint64 (0x1b + 8 bytes) that loadgen overwrites.
+_STAMP = 0x7FFF_FFFF_FFFF_FFFF
+_STAMP_BYTES = b"\x1b" + _STAMP.to_bytes(8, "big")
 
 
-def _publish_packet(topic: bytes, pid: int, payload: bytes) -> bytes:
-    body = struct.pack(">H", len(topic)) + topic + struct.pack(">H", pid) + payload
-    return b"\x32" + _varint(len(body)) + body
-
-
-def _connect_packet(client_id: str) -> bytes:
-    cid = client_id.encode()
-    # protocol "MQTT" level 4, clean session, keepalive 600 s (a publisher lives well under that: no PINGREQ)
-    body = b"\x00\x04MQTT\x04\x02" + struct.pack(">H", 600) + struct.pack(">H", len(cid)) + cid
-    return b"\x10" + _varint(len(body)) + body
+def _record(topic: bytes, payload: bytes, *, stamp: bool = False) -> bytes:
+    """One message of bench/loadgen.c's payload file (see its header)."""
+    offset = payload.rindex(_STAMP_BYTES) + 1 if stamp else 0
+    return (struct.pack("<BH", 1 if stamp else 0, len(topic) + 1) + topic + b"\0"
+            + struct.pack("<HH", len(payload), offset) + payload)  # fmt: skip
 
 
 def publisher_main(a: argparse.Namespace) -> None:
-    """Pre-build the stream, connect, print READY, wait for `go` on stdin, send paced, wait for every PUBACK."""
+    """Write the stream to a payload file, run bench/loadgen.c (libmosquitto) on it: READY, wait for `go` on
+    stdin, send paced (firing events stamped with their publish time), wait for every PUBACK, RESULT."""
     import cbor2
+    from bench.ingest import build_loadgen
 
     from tinyfleet.wire import decode_events
 
@@ -140,14 +129,16 @@ def publisher_main(a: argparse.Namespace) -> None:
     devices = a.devices
     topics = [f"{a.prefix}/{a.device_prefix}-{d:05d}/evt".encode() for d in range(devices)]
     seqs = [0] * devices
-    items: list[bytes | int] = []  # a ready packet, or the number of a firing event (built when sent)
-    fire_topics: list[bytes] = []
+    records: list[bytes] = []
+    fire = 0
     sample = b""
     for i in range(a.count):
-        pid = i % 65535 + 1
         if a.fire_every and i % a.fire_every == a.fire_every - 1:
-            fire_topics.append(f"{a.prefix}/{a.device_prefix}-fire-{len(fire_topics):05d}/evt".encode())
-            items.append(len(fire_topics) - 1)
+            topic = f"{a.prefix}/{a.device_prefix}-fire-{fire:05d}/evt".encode()
+            fire += 1
+            payload = cbor2.dumps({0: 1, 1: ts_ms, 2: 0, 3: a.boot, 4: FIRE_MODEL, 6: 0, 7: 1, 8: 0.9,
+                                   13: {"p": _STAMP}})  # fmt: skip
+            records.append(_record(topic, payload, stamp=True))
             continue
         d = i % devices
         # the draws of rules_engine.make_events
@@ -157,80 +148,32 @@ def publisher_main(a: argparse.Namespace) -> None:
         seqs[d] = seq + 1
         sample = cbor2.dumps({0: 1, 1: ts_ms, 2: seq, 3: a.boot, 4: f"m{d % N_MODELS}", 5: 1, 6: 0, 7: label,
                               8: score, 9: anom, 12: 2000})  # fmt: skip
-        items.append(_publish_packet(topics[d], pid, sample))
+        records.append(_record(topics[d], sample))
     if sample:
         assert not decode_events(sample).rejects
-    fire_pids = {x: i % 65535 + 1 for i, x in enumerate(items) if isinstance(x, int)}
-
-    def fire_packet(k: int) -> bytes:
-        now_us = time.time_ns() // 1000
-        payload = cbor2.dumps({0: 1, 1: now_us // 1000, 2: 0, 3: a.boot, 4: FIRE_MODEL, 6: 0, 7: 1, 8: 0.9,
-                               13: {"p": now_us}})  # fmt: skip
-        return _publish_packet(fire_topics[k], fire_pids[k], payload)
-
-    sock = socket.create_connection(("127.0.0.1", a.port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(_connect_packet(a.client_id))
-    connack = b""
-    while len(connack) < 4:
-        connack += sock.recv(4 - len(connack))
-    if connack[0] != 0x20 or connack[3] != 0:
-        sys.exit(f"publisher: connection refused: {connack!r}")
-    acked = [0]
-    all_acked = threading.Event()
-    n = len(items)
-
-    def read_acks() -> None:
-        buf = bytearray()
-        while acked[0] < n:
-            data = sock.recv(65536)
-            if not data:
-                break
-            buf += data
-            i, size = 0, len(buf)
-            while size - i >= 2:
-                length = buf[i + 1]  # PUBACK and PINGRESP: remaining length < 128
-                if size - i < 2 + length:
-                    break
-                if buf[i] == 0x40:
-                    acked[0] += 1
-                i += 2 + length
-            del buf[:i]
-        all_acked.set()
-
-    reader = threading.Thread(target=read_acks, daemon=True)
-    reader.start()
-    gc.collect()
-    gc.freeze()
+    work = Path(tempfile.mkdtemp(prefix="tf-bench-publisher-"))
+    path = work / "payloads.bin"
+    path.write_bytes(b"".join(records))
+    binary = build_loadgen(work)
+    cmd = [str(binary), "--port", str(a.port), "--payloads", str(path), "--ready", "--rate", str(a.rate or 0),
+           "--inflight", "1000", "--client-id", a.client_id]  # fmt: skip
+    gen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert gen.stdin is not None
+    assert gen.stdout is not None
+    if gen.stdout.readline().strip() != "READY":
+        sys.exit(f"publisher: loadgen did not start ({gen.wait()})")
     print("READY", flush=True)
     sys.stdin.readline()
-    window = 30_000  # unacknowledged messages at most (packet ids must stay unique among them)
-    rate = a.rate
-    first = time.time()
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    i = 0
-    while i < n:
-        now = time.perf_counter()
-        upto = min(n, int((now - t0) * rate) + 1) if rate > 0 else min(n, i + 500)
-        if upto <= i:
-            time.sleep(max(0.0, min(TICK_S, t0 + i / rate - now)))
-            continue
-        while i - acked[0] > window:
-            time.sleep(0.0005)
-        chunk = items[i:upto]
-        sock.sendall(b"".join(fire_packet(x) if isinstance(x, int) else x for x in chunk))
-        i = upto
-        if rate > 0 and upto < n:
-            time.sleep(max(0.0, min(TICK_S, t0 + upto / rate - time.perf_counter())))
-    last = time.time()
-    all_acked.wait(300)
-    cpu = time.process_time() - cpu0
-    with contextlib.suppress(OSError):
-        sock.sendall(b"\xe0\x00")  # DISCONNECT
-    sock.close()
-    res = {"sent": n, "acked": acked[0], "first": first, "last": last, "fire": len(fire_topics), "cpu": cpu}
-    print("RESULT " + json.dumps(res), flush=True)
+    gen.stdin.write("go\n")
+    gen.stdin.flush()
+    line = gen.stdout.readline()
+    if gen.wait(300) != 0 or not line.startswith("RESULT "):
+        sys.exit(f"publisher: loadgen failed ({gen.returncode}): {line!r}")
+    res = json.loads(line[len("RESULT ") :])
+    shutil.rmtree(work, ignore_errors=True)
+    out = {"sent": res["sent"], "acked": res["acked"], "first": res["first"], "last": res["last"], "fire": fire,
+           "cpu": res["cpu"]}  # fmt: skip
+    print("RESULT " + json.dumps(out), flush=True)
 
 
 # ================================================================================================= service
