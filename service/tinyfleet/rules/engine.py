@@ -1017,6 +1017,15 @@ class RuleEngine:
             self._eval(cr, g, gs, max(self.now, t), out)
         return out
 
+    def feed_exact(self, events: Iterable[EventFact]) -> list[Transition]:
+        """Feed events (in time order) one by one, each after the wake-ups due before its time, evaluated at
+        their own times: the transitions a replay of recorded events yields, with exact timing."""
+        out: list[Transition] = []
+        for e in events:
+            out += self.advance(to_ms(e.time) - 1)
+            out += self.feed((e,))
+        return out
+
     def advance(self, to: datetime | int) -> list[Transition]:
         """Like `tick(to)`, but every due wake-up is evaluated at its own time, in order: the transitions carry
         the exact times (an absence opens at last event + T, not at the next tick). For replays."""
@@ -1222,10 +1231,7 @@ def replay(ruleset: RuleSet, events: Iterable[EventFact], *, until: datetime | i
     wake-ups due before its time are evaluated at their own times; then up to `until` (default: the last event).
     What `tinyfleet rules test` prints."""
     eng = RuleEngine(ruleset)
-    out: list[Transition] = []
-    for e in events:
-        out += eng.advance(to_ms(e.time) - 1)
-        out += eng.feed((e,))
+    out = eng.feed_exact(events)
     if until is not None:
         out += eng.advance(until)
     return out

@@ -10,11 +10,11 @@ database took as new (no duplicates). The listener only hands the batch to the e
 (`loop.call_soon_threadsafe`, no waiting); there it goes into a bounded queue. The ingest is never held up by
 the rules: when the queue is full, further batches are not queued (`dropped_batches`), and once the queue has
 drained the events since the last one fed are read from the `events` table instead (a catch-up): nothing is
-lost, only later. Everything else runs on the event loop, in named tasks: `tinyfleet-rules-feed` (one database
-transaction per batch: every transition with its rule's actions through `tinyfleet.alerts.apply_transition`;
-a failed write is retried until it succeeds), `tinyfleet-rules-tick` (every `tick_interval_s`: absence, `for:`,
-escalation, re-notification, auto-resolve by time), `tinyfleet-rules-checkpoint` and `tinyfleet-rules-devices`
-(device site and tags for the facts).
+lost, only later. Everything else runs on the event loop, in named tasks: `tinyfleet-rules-feed` (the engine),
+`tinyfleet-rules-tick` (every `tick_interval_s`: absence, `for:`, escalation, re-notification, auto-resolve by
+time), `tinyfleet-rules-writer` (the transitions, in order, all that wait in one transaction, each with its
+rule's actions through `tinyfleet.alerts.apply_transition`; a failed write is retried until it succeeds),
+`tinyfleet-rules-checkpoint` and `tinyfleet-rules-devices` (device site and tags for the facts).
 
 Restart: every `rules_checkpoint_interval_s` and at stop the engine's state (windows, clocks, alerts) is saved
 with its position in the event stream (`tinyfleet.rules.recovery`). At start the checkpoint is restored and the
@@ -83,7 +83,8 @@ def _first_line(exc: BaseException) -> str:
 
 def history_needed_s(ruleset: RuleSet) -> float:
     """How far back events matter to the rules now: the longest window (`within`, rate window + baseline,
-    `for:`, cooldown, ...) of any rule, in seconds. What a start without a checkpoint warms up on."""
+    `for:`; a rule's own `for:` added on top) of any rule, in seconds. What a start without a checkpoint
+    warms up on."""
 
     def of(c: Condition) -> int:
         spans = [
@@ -302,10 +303,7 @@ class RulesRuntime:
                 repeats = await last_transitions(session, start - CLOCK_MARGIN_MS)
         replayed = 0
         async for facts, position, at_position in events_since(self.database, start, keys, self._devices):
-            out: list[Transition] = []
-            for fact in facts:
-                out += engine.advance(to_ms(fact.time) - 1)
-                out += engine.feed((fact,))
+            out = engine.feed_exact(facts)
             if not silent:
                 await self._apply(out, repeats=repeats)
             self._fed_until, self._fed_keys = position, set(at_position)
