@@ -74,6 +74,16 @@ async def outbox_count(db: Database) -> int:
         return len((await alerts.list_outbox(s, limit=100)).items)
 
 
+async def one_fault_then_stop(url: str, db: Database, rules_dir: Path) -> tuple[Settings, Stream]:
+    """Rules "3 faults within 1 m" and a runtime that saw one fault and stopped (its checkpoint saved)."""
+    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9", count=3, within="1m"))
+    settings = settings_for(url, rules_dir)
+    stream = Stream(url)
+    async with RulesRuntime(settings, db) as rt:
+        await feed(rt, stream.commit(stream.rows(1)))
+    return settings, stream
+
+
 async def test_windows_survive_a_restart(migrated_url: str, db: Database, rules_dir: Path) -> None:
     (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9", count=3, within="1m"))
     settings = settings_for(migrated_url, rules_dir)
@@ -95,11 +105,7 @@ async def test_windows_survive_a_restart(migrated_url: str, db: Database, rules_
 async def test_events_committed_but_never_evaluated_are_replayed_at_start(
     migrated_url: str, db: Database, rules_dir: Path
 ) -> None:
-    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9", count=3, within="1m"))
-    settings = settings_for(migrated_url, rules_dir)
-    stream = Stream(migrated_url)
-    async with RulesRuntime(settings, db) as rt:
-        await feed(rt, stream.commit(stream.rows(1)))
+    settings, stream = await one_fault_then_stop(migrated_url, db, rules_dir)
     stream.commit(stream.rows(2))  # committed by the ingest, then the process died before the rules saw them
     async with RulesRuntime(settings, db) as rt:
         assert rt.recovered_events == 2
@@ -113,11 +119,7 @@ async def test_events_committed_but_never_evaluated_are_replayed_at_start(
 async def test_a_crash_after_the_alert_and_before_the_checkpoint_does_not_fire_again(
     migrated_url: str, db: Database, rules_dir: Path
 ) -> None:
-    (rules_dir / "r.yml").write_text(rule_file("http://127.0.0.1:9", count=3, within="1m"))
-    settings = settings_for(migrated_url, rules_dir)
-    stream = Stream(migrated_url)
-    async with RulesRuntime(settings, db) as rt:
-        await feed(rt, stream.commit(stream.rows(1)))
+    settings, stream = await one_fault_then_stop(migrated_url, db, rules_dir)
     with psycopg.connect(migrated_url) as conn:  # the checkpoint a crash would leave behind
         (old,) = conn.execute("SELECT fed_until, fed_keys, events_fed, snapshot FROM rules_checkpoints").fetchall()
     async with RulesRuntime(settings, db) as rt:
