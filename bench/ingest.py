@@ -103,15 +103,7 @@ def run_ingest(
             state["last"] = now
             done.set()
 
-    first_receive = {"t": 0.0}
-    original_put = svc._batcher.put
-
-    def timed_put(item: Any) -> bool:
-        if not first_receive["t"]:
-            first_receive["t"] = time.time()
-        return original_put(item)
-
-    svc._batcher.put = timed_put  # type: ignore[method-assign]
+    first_receive = stamp_first_receive(svc)
     if latency:  # rows come back from the writer process only when a listener asks for them
         svc.add_listener(on_commit)
     svc.start()
@@ -185,6 +177,20 @@ class Consumer:
                 self.proc.wait(timeout)
                 return dict(json.loads(line[7:]))
         raise RuntimeError(f"consumer exited with {self.proc.wait()} and no result")
+
+
+def stamp_first_receive(svc: Any) -> dict[str, float]:
+    """Wrap the ingest's batcher so the returned dict's "t" becomes the wall time of the first message taken."""
+    first = {"t": 0.0}
+    put = svc._batcher.put
+
+    def timed_put(item: Any) -> bool:
+        if not first["t"]:
+            first["t"] = time.time()
+        return put(item)
+
+    svc._batcher.put = timed_put
+    return first
 
 
 def build_loadgen(out_dir: Path) -> Path:

@@ -94,7 +94,7 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import PG_ADMIN_URL  # noqa: E402
+from bench.ingest import PG_ADMIN_URL, stamp_first_receive  # noqa: E402
 from bench.rules_engine import LABELS, N_MODELS, make_events, rule_text, run  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789abcdef"
@@ -359,15 +359,7 @@ async def _service(a: argparse.Namespace) -> dict[str, Any]:
                 enqueue(rows)
 
             rules._enqueue = counting_enqueue  # type: ignore[method-assign]
-        first = {"t": 0.0}
-        put = ingest._batcher.put
-
-        def timed_put(item: Any) -> bool:
-            if not first["t"]:
-                first["t"] = time.time()
-            return put(item)
-
-        ingest._batcher.put = timed_put  # type: ignore[method-assign]
+        first = stamp_first_receive(ingest)
         with psycopg.connect(a.database_url, autocommit=True) as conn:
             rows = conn.execute(
                 "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
