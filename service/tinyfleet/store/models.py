@@ -271,3 +271,130 @@ class RulesCheckpoint(Base):
     fed_keys: Mapped[list[Any]] = mapped_column(JSONB, comment="[device, boot, seq] fed at fed_until")
     events_fed: Mapped[int] = mapped_column(BigInteger)
     snapshot: Mapped[bytes] = mapped_column(LargeBinary, comment="zlib-compressed JSON of RuleEngine.snapshot()")
+
+
+RELEASE_COMPONENTS = ("model", "firmware")
+ROLLOUT_STATES = ("running", "paused", "completed", "aborted", "rolling_back", "rolled_back")
+ROLLOUT_DEVICE_STATES = (
+    "pending",  # in a later wave: not sent yet (one of the control group meanwhile)
+    "current",  # already ran the target version when the rollout started: nothing to send
+    "sent",  # its signed manifest is retained on its ota topic
+    "downloading",
+    "downloaded",
+    "verified",
+    "applied",  # the device says so; not believed until its state (or its events) show the new version
+    "confirmed",
+    "failed",
+    "rollback_sent",
+    "rolled_back",
+    "skipped",  # incompatible with the release, or left out by an abort
+)
+OTA_REPORT_STATES = ("downloading", "downloaded", "verified", "applied", "failed", "rolled_back")
+
+
+class Release(Base):
+    """A model version (and optionally a firmware version) for a cohort of devices, with its rollout plan."""
+
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    component: Mapped[str] = mapped_column(Text, server_default="model")
+    model: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[int] = mapped_column(Integer)
+    firmware_version: Mapped[str | None] = mapped_column(Text)
+    cohort: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="device selector (tags) the release is for")
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="waves, gates, confirmation (RolloutPlan)")
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint(_one_of("component", RELEASE_COMPONENTS), name="component"),)
+
+
+class Rollout(Base):
+    """One execution of a release, wave by wave."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(Text, server_default="running")
+    wave: Mapped[int] = mapped_column(Integer, server_default="0")
+    wave_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", ROLLOUT_STATES), name="state"),
+        # One active rollout per release.
+        Index(
+            "ux_rollouts_active_release",
+            "release_id",
+            unique=True,
+            postgresql_where=text("state IN ('running', 'paused', 'rolling_back')"),
+        ),
+    )
+
+
+class RolloutDevice(Base):
+    """One device of a rollout: its wave, what it ran before, and how far its update got."""
+
+    __tablename__ = "rollout_devices"
+
+    rollout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("rollouts.id", ondelete="CASCADE"))
+    device_id: Mapped[str] = mapped_column(Text, ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    wave: Mapped[int] = mapped_column(Integer)
+    from_model: Mapped[str | None] = mapped_column(Text)
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    seq: Mapped[int | None] = mapped_column(BigInteger, comment="sequence number of the manifest sent last")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("rollout_id", "device_id"),
+        CheckConstraint(_one_of("status", ROLLOUT_DEVICE_STATES), name="status"),
+        Index("ix_rollout_devices_status", "rollout_id", "status"),
+    )
+
+
+class RolloutDecision(Base):
+    """Every decision of a rollout (start, advance, hold, pause, rollback, ...) with the evidence it rests on."""
+
+    __tablename__ = "rollout_decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    wave: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text, server_default="controller")
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class OtaReport(Base):
+    """Every `ota/status` message a device sent: downloading, verified, applied, failed + reason, ..."""
+
+    __tablename__ = "ota_reports"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    mver: Mapped[int | None] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the decoded message")
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", OTA_REPORT_STATES), name="state"),
+        Index("ix_ota_reports_device_received", "device_id", "received_at"),
+    )
