@@ -14,8 +14,9 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -323,6 +324,27 @@ class MqttPublisher:
             except (OSError, RuntimeError, ValueError) as exc:
                 self._drop()
                 raise DeliveryError(f"MQTT publish to {topic}: {type(exc).__name__}: {exc}") from exc
+
+    def publish_many(self, messages: Sequence[tuple[str, bytes]], *, retain: bool = False, qos: int = 1) -> None:
+        """Publish all, then wait for every PUBACK (one round trip's wait for the lot, not one per message)."""
+        with self._lock:
+            try:
+                if self._client is None or not self._connected.is_set():
+                    self._drop()
+                    self._client = self._connect()
+                client = self._client
+                infos = [client.publish(topic, payload, qos=qos, retain=retain) for topic, payload in messages]
+                deadline = time.monotonic() + self.settings.actions_timeout_s + len(messages) / 1000
+                for info in infos:
+                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                    if not info.is_published():
+                        self._drop()
+                        raise DeliveryError(f"MQTT publish of {len(messages)} message(s): PUBACKs missing")
+            except DeliveryError:
+                raise
+            except (OSError, RuntimeError, ValueError) as exc:
+                self._drop()
+                raise DeliveryError(f"MQTT publish: {type(exc).__name__}: {exc}") from exc
 
     def _drop(self) -> None:
         client, self._client = self._client, None

@@ -101,10 +101,10 @@ ON CONFLICT (id) DO UPDATE SET last_seen = GREATEST(devices.last_seen, EXCLUDED.
 
 UPSERT_STATE_SQL = f"""
 INSERT INTO devices (id, first_seen, last_seen, online, online_changed_at, last_boot, firmware, model, mver,
-                     capabilities, state)
+                     capabilities, state, state_at)
 VALUES (%(id)s, {_EPOCH} + %(ms)s * interval '1 millisecond', {_EPOCH} + %(ms)s * interval '1 millisecond',
         %(online)s, {_EPOCH} + %(ms)s * interval '1 millisecond', %(boot)s, %(fw)s, %(model)s, %(mver)s,
-        %(caps)s, %(state)s)
+        %(caps)s, %(state)s, {_EPOCH} + %(ms)s * interval '1 millisecond')
 ON CONFLICT (id) DO UPDATE SET
     last_seen = CASE WHEN %(touch)s THEN GREATEST(devices.last_seen, EXCLUDED.last_seen) ELSE devices.last_seen END,
     online_changed_at = CASE WHEN devices.online IS DISTINCT FROM EXCLUDED.online
@@ -115,7 +115,8 @@ ON CONFLICT (id) DO UPDATE SET
     model = COALESCE(EXCLUDED.model, devices.model),
     mver = COALESCE(EXCLUDED.mver, devices.mver),
     capabilities = COALESCE(EXCLUDED.capabilities, devices.capabilities),
-    state = CASE WHEN EXCLUDED.online THEN EXCLUDED.state ELSE devices.state END
+    state = CASE WHEN EXCLUDED.online THEN EXCLUDED.state ELSE devices.state END,
+    state_at = CASE WHEN EXCLUDED.online THEN EXCLUDED.state_at ELSE devices.state_at END
 """
 
 INSERT_DEAD_LETTER_SQL = """

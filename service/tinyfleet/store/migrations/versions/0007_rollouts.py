@@ -25,6 +25,15 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute("CREATE SEQUENCE ota_manifest_seq AS bigint START 1")
+    op.add_column(
+        "devices",
+        sa.Column(
+            "state_at",
+            sa.DateTime(timezone=True),
+            nullable=True,
+            comment="when the last online state (model, firmware, capabilities) arrived",
+        ),
+    )
     op.create_table(
         "ota_reports",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -162,3 +171,4 @@ def downgrade() -> None:
     op.drop_index("ix_ota_reports_device_received", table_name="ota_reports")
     op.drop_table("ota_reports")
     op.execute("DROP SEQUENCE ota_manifest_seq")
+    op.drop_column("devices", "state_at")
