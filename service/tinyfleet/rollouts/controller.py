@@ -294,7 +294,7 @@ class _Step:
         threshold = self.r["plan"].get("pause_on_alert")
         if not threshold:
             return None
-        severities = list(SEVERITIES[SEVERITIES.index(threshold):])
+        severities = list(SEVERITIES[SEVERITIES.index(threshold) :])
         row = (
             await self.s.execute(
                 sa.text(

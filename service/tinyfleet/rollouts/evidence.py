@@ -121,9 +121,7 @@ async def canary_and_control(
         control = await _sample(session, controls, [t0] * len(controls), t0, model, old_version)
         active = int(
             (
-                await session.execute(
-                    _ACTIVE, {"devices": controls, "t0": t0, "model": model, "mver": old_version}
-                )
+                await session.execute(_ACTIVE, {"devices": controls, "t0": t0, "model": model, "mver": old_version})
             ).scalar_one()
         )
         control.devices = active

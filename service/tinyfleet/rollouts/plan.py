@@ -21,9 +21,7 @@ class Wave(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     percent: float = Field(gt=0, le=100, description="share of the cohort updated once this wave has started")
-    soak_s: float = Field(
-        ge=0, description="seconds the wave runs (gates judged meanwhile) before the next may start"
-    )
+    soak_s: float = Field(ge=0, description="seconds the wave runs (gates judged meanwhile) before the next may start")
 
 
 DEFAULT_WAVES = (Wave(percent=1, soak_s=3600), Wave(percent=10, soak_s=3600), Wave(percent=50, soak_s=3600),

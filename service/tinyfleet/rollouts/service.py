@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tinyfleet.rollouts.controller import record_decision
 from tinyfleet.rollouts.plan import RolloutPlan, assign_waves
 from tinyfleet.rollouts.ports import ArtifactCatalog, ReleaseConflict, ReleaseNotFound, RolloutError
-from tinyfleet.store.models import Device, Release, Rollout, RolloutDecision, RolloutDevice
+from tinyfleet.store.models import Device, OtaReport, Release, Rollout, RolloutDecision, RolloutDevice
 
 #: Checks one device's capabilities against the release's artifact: a list of reasons it cannot run it.
 CompatibilityCheck = Callable[[dict[str, Any] | None, Any], Sequence[str]]
@@ -114,9 +114,7 @@ async def start_rollout(
         await session.flush()
     except IntegrityError as exc:
         raise ReleaseConflict(f"release {release_id} has a rollout under way") from exc
-    devices = {
-        d.id: d for d in (await session.execute(sa.select(Device).where(Device.id.in_(device_ids)))).scalars()
-    }
+    devices = {d.id: d for d in (await session.execute(sa.select(Device).where(Device.id.in_(device_ids)))).scalars()}
     waves = assign_waves(rollout.id, device_ids, plan.waves)
     counts: Counter[str] = Counter()
     rows = []
@@ -223,3 +221,25 @@ async def list_rollout_devices(
     if after is not None:
         q = q.where(RolloutDevice.device_id > after)
     return list((await session.execute(q.order_by(RolloutDevice.device_id).limit(limit))).scalars())
+
+
+async def list_releases(session: AsyncSession, limit: int = 100) -> list[Release]:
+    q = sa.select(Release).order_by(Release.id.desc()).limit(limit)
+    return list((await session.execute(q)).scalars())
+
+
+async def list_rollouts(session: AsyncSession, *, state: str | None = None, limit: int = 100) -> list[Rollout]:
+    q = sa.select(Rollout).order_by(Rollout.id.desc()).limit(limit)
+    if state is not None:
+        q = q.where(Rollout.state == state)
+    return list((await session.execute(q)).scalars())
+
+
+async def list_ota_reports(session: AsyncSession, device_id: str, limit: int = 100) -> list[OtaReport]:
+    q = (
+        sa.select(OtaReport)
+        .where(OtaReport.device_id == device_id)
+        .order_by(OtaReport.received_at.desc(), OtaReport.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(q)).scalars())

@@ -1,0 +1,21 @@
+"""What the API's rollout routes need, built once by the service at start-up (``app.state.rollouts``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyfleet.rollouts.controller import RolloutController
+from tinyfleet.rollouts.ports import ArtifactCatalog
+from tinyfleet.rollouts.service import CohortResolver, CompatibilityCheck, resolve_tag_cohort
+
+
+@dataclass
+class RolloutsContext:
+    catalog: ArtifactCatalog
+    controller: RolloutController | None = None
+    resolve_cohort: CohortResolver = resolve_tag_cohort
+    compatibility: CompatibilityCheck | None = None
+
+    def wake(self) -> None:
+        if self.controller is not None:
+            self.controller.wake()
