@@ -127,6 +127,17 @@ class Settings(BaseSettings):
 
     admin_api_key: SecretStr | None = None
     log_level: str = "INFO"
+
+    ota_signing_key: Annotated[
+        SecretStr | None,
+        Field(description="Ed25519 key that signs OTA manifests: PEM (PKCS#8) or the 32-byte seed as hex/base64"),
+    ] = None
+    ota_signing_key_file: Annotated[
+        Path | None, Field(description="File holding the PEM OTA signing key (must be mode 0600)")
+    ] = None
+    ota_manifest_ttl_s: Annotated[
+        int, Field(ge=60, le=0xFFFF_FFFF, description="OTA manifests expire this long after they are signed")
+    ] = 30 * 86_400
     data_dir: Path = Path(".tinyfleet")
 
     @field_validator("topic_prefix")
