@@ -18,9 +18,12 @@ from tinyfleet.wire import (
     Caps,
     DeviceState,
     Event,
+    OtaState,
+    OtaStatus,
     Telemetry,
     encode_event,
     encode_events,
+    encode_ota_status,
     encode_state,
     encode_telemetry,
 )
@@ -270,3 +273,25 @@ def test_plain_table_path_stores_exactly_once(database_url, prefix, start_ingest
     time.sleep(0.3)
     assert count_events(database_url) == 20
     assert_no_duplicates(database_url)
+
+
+def test_ota_status_reports_are_stored_and_bad_ones_dead_lettered(migrated_db, prefix, start_ingest, publisher):
+    start_ingest(make_settings(migrated_db, prefix))
+    topic = f"{prefix}/ota-dev/ota/status"
+    publisher.publish(topic, encode_ota_status(OtaStatus(state=OtaState.DOWNLOADING, seq=7, progress=4096)))
+    publisher.publish(topic, encode_ota_status(OtaStatus(state=OtaState.APPLIED, seq=7, model="kws", mver=3)))
+    publisher.publish(
+        topic,
+        encode_ota_status(OtaStatus(state=OtaState.FAILED, seq=8, reason="hash_mismatch", msg="sha-256 differs")),
+    )
+    publisher.publish(topic, json.dumps({"v": 1, "state": "failed", "seq": 9}).encode())  # failed without a reason
+    publisher.flush()
+    assert wait_until(lambda: scalar(migrated_db, "select count(*) from ota_reports") == 3)
+    assert rows(migrated_db, "select state, seq, reason, model, mver from ota_reports order by id") == [
+        ("downloading", 7, None, None, None),
+        ("applied", 7, None, "kws", 3),
+        ("failed", 8, "hash_mismatch", None, None),
+    ]
+    assert scalar(migrated_db, "select report->>'progress' from ota_reports where state = 'downloading'") == "4096"
+    assert wait_until(lambda: scalar(migrated_db, "select count(*) from dead_letters") == 1)
+    assert scalar(migrated_db, "select topic from dead_letters") == topic

@@ -87,11 +87,12 @@ def test_named_helpers() -> None:
 
 
 def test_subscriptions() -> None:
-    assert Topics().subscriptions() == ["tf/v1/+/evt", "tf/v1/+/tel", "tf/v1/+/state"]
+    assert Topics().subscriptions() == ["tf/v1/+/evt", "tf/v1/+/tel", "tf/v1/+/state", "tf/v1/+/ota/status"]
     assert Topics("acme/tf").subscriptions(share="tinyfleet") == [
         "$share/tinyfleet/acme/tf/+/evt",
         "$share/tinyfleet/acme/tf/+/tel",
         "$share/tinyfleet/acme/tf/+/state",
+        "$share/tinyfleet/acme/tf/+/ota/status",
     ]
     assert Topics().subscriptions(channels=(Channel.OTA_STATUS, Channel.CMD_ACK)) == [
         "tf/v1/+/ota/status",

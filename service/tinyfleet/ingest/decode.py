@@ -9,8 +9,16 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
-from tinyfleet.ingest.writer import DeadLetterRow, PreparedBatch, StateRow
-from tinyfleet.wire import Channel, Topics, WireError, decode_events, decode_state, decode_telemetry
+from tinyfleet.ingest.writer import DeadLetterRow, OtaReportRow, PreparedBatch, StateRow
+from tinyfleet.wire import (
+    Channel,
+    Topics,
+    WireError,
+    decode_events,
+    decode_ota_status,
+    decode_state,
+    decode_telemetry,
+)
 
 # One received message as the decoder takes it: (topic, payload, received_ms, retained).
 RawMessage = tuple[str, bytes, int, bool]
@@ -126,6 +134,23 @@ class BatchDecoder:
                             capabilities=None if st.caps is None else _plain(st.caps),
                             state=_plain(st),
                             touch=not retained,
+                            topic=topic,
+                            payload=payload,
+                        )
+                    )
+                elif channel is Channel.OTA_STATUS:
+                    st_ = decode_ota_status(payload, strict=strict, now_ms=now_ms)
+                    out.ota_reports.append(
+                        OtaReportRow(
+                            device_id=device_id,
+                            received_ms=received_ms,
+                            state=st_.state.value,
+                            seq=st_.seq,
+                            reason=st_.reason,
+                            message=st_.msg,
+                            model=None if st_.model is None else str(st_.model),
+                            mver=st_.mver,
+                            report=_plain(st_),
                             topic=topic,
                             payload=payload,
                         )

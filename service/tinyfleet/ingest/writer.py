@@ -171,6 +171,43 @@ class StateRow:
         }
 
 
+INSERT_OTA_REPORT_SQL = f"""
+INSERT INTO ota_reports (device_id, received_at, state, seq, reason, message, model, mver, report)
+VALUES (%(id)s, {_EPOCH} + %(ms)s * interval '1 millisecond', %(state)s, %(seq)s, %(reason)s, %(msg)s, %(model)s,
+        %(mver)s, %(report)s)
+"""
+
+
+@dataclass(slots=True)
+class OtaReportRow:
+    """One `ota/status` message: what the device says of the manifest `seq` it acts on."""
+
+    device_id: str
+    received_ms: int
+    state: str
+    seq: int
+    reason: str | None
+    message: str | None
+    model: str | None
+    mver: int | None
+    report: dict[str, Any]
+    topic: str
+    payload: bytes
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "id": self.device_id,
+            "ms": self.received_ms,
+            "state": self.state,
+            "seq": self.seq,
+            "reason": self.reason,
+            "msg": self.message,
+            "model": self.model,
+            "mver": self.mver,
+            "report": Jsonb(self.report),
+        }
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     """A batch decoded into rows, ready to write; kept as is across database retries."""
@@ -182,6 +219,7 @@ class PreparedBatch:
     event_sources: list[tuple[str, bytes, int | None]] = field(default_factory=list)
     telemetry_sources: list[tuple[str, bytes, int | None]] = field(default_factory=list)
     states: list[StateRow] = field(default_factory=list)
+    ota_reports: list[OtaReportRow] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)
     clockless: int = 0  # events without a device timestamp (they take the slower, deduplicating path)
@@ -317,6 +355,19 @@ class BatchWriter:
                     )
                     continue
                 ok.states.append(state)
+            for report in batch.ota_reports:
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(INSERT_OTA_REPORT_SQL, report.params())
+                except psycopg.DataError as exc:
+                    detail = f"ota status refused by the database: {exc}".strip()[:2000]
+                    refused.append(
+                        DeadLetterRow(
+                            report.received_ms, report.topic, report.device_id, report.payload, "db_rejected", detail
+                        )
+                    )
+                    continue
+                ok.ota_reports.append(report)
             conn.rollback()  # the probes only sorted the rows; write the good ones for real
             ok.dead_letters = [*batch.dead_letters, *refused]
             result = self._write(conn, ok)
@@ -330,6 +381,8 @@ class BatchWriter:
         with conn.cursor() as cur:
             for state in batch.states:
                 cur.execute(UPSERT_STATE_SQL, state.params())
+            if batch.ota_reports:
+                cur.executemany(INSERT_OTA_REPORT_SQL, [r.params() for r in batch.ota_reports])
             if batch.touched:
                 ids = sorted(batch.touched)
                 cur.execute(TOUCH_DEVICES_SQL, (ids, [batch.touched[i] for i in ids]))

@@ -124,9 +124,9 @@ class Topics:
         self,
         *,
         share: str | None = None,
-        channels: tuple[Channel, ...] = (Channel.EVT, Channel.TEL, Channel.STATE),
+        channels: tuple[Channel, ...] = (Channel.EVT, Channel.TEL, Channel.STATE, Channel.OTA_STATUS),
     ) -> list[str]:
-        """Filters the service subscribes to: evt, tel and state of every device by default."""
+        """Filters the service subscribes to: evt, tel, state and ota/status of every device by default."""
         return [self.filter(c, share=share) for c in channels]
 
     def parse(self, topic: str) -> ParsedTopic:
