@@ -1,0 +1,384 @@
+"""A fleet of simulated devices that update their model over the air for real.
+
+Each simulated device keeps what a device keeps (model, version, last applied manifest sequence number, boot
+counter) and on a manifest on its `ota` topic does what a device does: verifies it with the trusted public
+key (:func:`tinyfleet_device.manifest.verify_manifest`), reports ``downloading``, downloads the artifact over
+HTTP (resuming with ``Range`` after an interrupted transfer), checks size and SHA-256 while it streams in,
+loads the model into TensorFlow Lite Micro, reports ``applied``, "reboots" and publishes its retained
+``state`` with the new version. Its inference events come from the model it runs: the labels and scores are
+TFLM's outputs for a fixed set of inputs, so a model that always predicts one class shows it in the events.
+
+One MQTT connection carries the whole fleet (a simulator, not a firmware: a real device connects as itself
+and the broker's ACL keeps it to its own topics). Devices can be taken offline and back: an offline device
+ignores its topic, and on its return re-subscribes and gets its retained manifest, as a real one does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tinyfleet.wire import Caps, DeviceState, Event, OtaState, OtaStatus, Topics
+from tinyfleet.wire import encode_event, encode_ota_status, encode_state
+from tinyfleet_device.manifest import (
+    ArtifactVerifier,
+    DeviceCapabilities,
+    ManifestError,
+    Reason,
+    TrustedKeys,
+    verify_manifest,
+)
+
+log = logging.getLogger("tinyfleet_device.ota_sim")
+
+#: Inputs each model is run on once, when first loaded: its "behaviour" in the simulation.
+BEHAVIOUR_INPUTS = 48
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What a model outputs on the simulator's inputs: (label, score) or anomaly scores, and latency."""
+
+    outputs: tuple[tuple[int | None, float | None, float | None], ...]
+    kind: int
+    latency_us: int
+
+
+_behaviours: dict[str, Behaviour] = {}
+_behaviours_lock = threading.Lock()
+
+
+def model_behaviour(data: bytes, *, seed: int = 7) -> Behaviour:
+    """Run the model in TFLM on fixed random inputs (cached per SHA-256). Raises RuntimeError when TFLM
+    cannot load it (the device then reports apply_failed)."""
+    digest = hashlib.sha256(data).hexdigest()
+    with _behaviours_lock:
+        hit = _behaviours.get(digest)
+    if hit is not None:
+        return hit
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(data, arena_size=256 * 1024)
+    inp = interp.get_input_details(0)
+    out = interp.get_output_details(0)
+    rnd = np.random.default_rng(seed)
+    in_q = inp.get("quantization_parameters", {})
+    out_q = out.get("quantization_parameters", {})
+    in_scale = float(np.ravel(in_q.get("scales", [1.0]))[0] or 1.0)
+    in_zp = int(np.ravel(in_q.get("zero_points", [0]))[0])
+    out_scale = float(np.ravel(out_q.get("scales", [1.0]))[0] or 1.0)
+    out_zp = int(np.ravel(out_q.get("zero_points", [0]))[0])
+    dtype = inp["dtype"]
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    outputs = []
+    t0 = time.perf_counter()
+    autoencoder = int(np.prod(inp["shape"])) == int(np.prod(out["shape"]))
+    for _ in range(BEHAVIOUR_INPUTS):
+        if info is not None:
+            x = rnd.integers(info.min, info.max, size=inp["shape"], endpoint=True).astype(dtype)
+        else:
+            x = rnd.standard_normal(size=inp["shape"]).astype(dtype)
+        interp.set_input(x, 0)
+        interp.invoke()
+        y = interp.get_output(0)
+        yf = (y.astype(np.float64) - out_zp) * out_scale
+        if autoencoder:  # anomaly detection: reconstruction error of the dequantized input
+            xf = (x.astype(np.float64) - in_zp) * in_scale
+            outputs.append((None, None, float(np.mean((xf.ravel() - yf.ravel()) ** 2))))
+        else:
+            k = int(np.argmax(yf))
+            outputs.append((k, float(min(1.0, max(0.0, yf.ravel()[k]))), None))
+    latency = int((time.perf_counter() - t0) * 1e6 / BEHAVIOUR_INPUTS)
+    b = Behaviour(tuple(outputs), kind=1 if autoencoder else 0, latency_us=max(1, latency))
+    with _behaviours_lock:
+        _behaviours[digest] = b
+    return b
+
+
+@dataclass
+class SimDevice:
+    device_id: str
+    model: str
+    version: int
+    artifact: bytes | None = None
+    last_seq: int = 0
+    boot: int = 1
+    seq: int = 0
+    online: bool = True
+    caps: DeviceCapabilities = field(default_factory=DeviceCapabilities)
+    #: the next update loses power after "applied": the device comes back on its old version, says nothing
+    power_loss_next: bool = False
+    busy: bool = False
+    history: list[str] = field(default_factory=list)
+
+    def behaviour(self) -> Behaviour | None:
+        return None if self.artifact is None else model_behaviour(self.artifact)
+
+
+class OtaFleet:
+    """Simulated devices on one MQTT connection. Use as a context manager; `events_per_s` per device."""
+
+    def __init__(
+        self,
+        devices: Sequence[SimDevice],
+        *,
+        host: str,
+        port: int,
+        prefix: str,
+        trusted_keys: Iterable[bytes | Any],
+        events_per_s: float = 1.0,
+        workers: int = 8,
+        http: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        username: str | None = None,
+        password: str | None = None,
+        seed: int = 1,
+    ) -> None:
+        self.devices = {d.device_id: d for d in devices}
+        self.topics = Topics(prefix)
+        self._keys = TrustedKeys(trusted_keys)
+        self._rate = events_per_s
+        self._clock = clock
+        self._http = http or httpx.Client(timeout=30.0)
+        self._own_http = http is None
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ota-sim")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._rnd = random.Random(seed)
+        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.errors: list[str] = []
+        self.bytes_downloaded = 0
+        self.download_s = 0.0
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"ota-sim-{self._rnd.getrandbits(32):08x}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.max_queued_messages_set(0)
+        self._client.max_inflight_messages_set(200)
+        if username:
+            self._client.username_pw_set(username, password)
+        self._client.on_message = self._on_message
+        self._connected = threading.Event()
+        self._client.on_connect = lambda *_a: self._connected.set()
+        self._host, self._port = host, port
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> OtaFleet:
+        self._client.connect(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        if not self._connected.wait(10):
+            raise RuntimeError(f"simulator: no CONNACK from {self._host}:{self._port}")
+        for d in self.devices.values():
+            self._publish_state(d)
+        self._subscribe(list(self.devices))
+        for name, target in (("ota-sim-inbox", self._dispatch), ("ota-sim-events", self._emit_events)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._inbox.put(("", b""))
+        for t in self._threads:
+            t.join(5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._own_http:
+            self._http.close()
+
+    def _subscribe(self, device_ids: list[str]) -> None:
+        for i in range(0, len(device_ids), 100):
+            self._client.subscribe([(self.topics.ota(d), 1) for d in device_ids[i : i + 100]])
+
+    # -- offline / online ----------------------------------------------------------------------------------------
+
+    def set_offline(self, device_id: str) -> None:
+        d = self.devices[device_id]
+        with self._lock:
+            d.online = False
+        self._client.unsubscribe(self.topics.ota(device_id))
+        self._client.publish(self.topics.state(device_id), encode_state(DeviceState(online=False, reason="lwt")),
+                             qos=1, retain=True)  # fmt: skip
+
+    def set_online(self, device_id: str) -> None:
+        """Back online: birth message, then (re)subscribe: the broker hands over the retained manifest."""
+        d = self.devices[device_id]
+        with self._lock:
+            d.online = True
+            d.boot += 1
+        self._publish_state(d)
+        self._subscribe([device_id])
+
+    # -- MQTT in -----------------------------------------------------------------------------------------------
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put((msg.topic, bytes(msg.payload)))
+
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            topic, payload = self._inbox.get()
+            if not topic or not payload:
+                continue
+            try:
+                device_id = self.topics.parse(topic).device_id
+            except Exception:  # not one of ours
+                continue
+            d = self.devices.get(device_id)
+            if d is None:
+                continue
+            with self._lock:
+                if not d.online or d.busy:
+                    continue
+                d.busy = True
+            self._pool.submit(self._update, d, payload)
+
+    # -- the update ----------------------------------------------------------------------------------------------
+
+    def _status(self, d: SimDevice, state: OtaState, seq: int, **kw: Any) -> None:
+        d.history.append(state.value if "reason" not in kw else f"{state.value}:{kw['reason']}")
+        self._client.publish(
+            self.topics.ota_status(d.device_id), encode_ota_status(OtaStatus(state=state, seq=seq, **kw)), qos=1
+        )
+
+    def _update(self, d: SimDevice, payload: bytes) -> None:
+        try:
+            self._run_update(d, payload)
+        except Exception as exc:  # a bug in the simulator: keep it visible to the test
+            self.errors.append(f"{d.device_id}: {type(exc).__name__}: {exc}")
+            log.exception("simulated update of %s failed", d.device_id)
+        finally:
+            with self._lock:
+                d.busy = False
+
+    def _run_update(self, d: SimDevice, payload: bytes) -> None:
+        try:
+            m = verify_manifest(payload, keys=self._keys, last_seq=d.last_seq, now=int(self._clock()), device=d.caps)
+        except ManifestError as exc:
+            if exc.reason is Reason.REPLAYED_SEQUENCE:
+                return  # the retained manifest it already applied, seen again after a reconnect
+            seq = _seq_of(payload)
+            if seq is not None:
+                self._status(d, OtaState.FAILED, seq, reason=exc.reason.value, msg=str(exc)[:160])
+            return
+        if m.artifact_id == d.model and m.version == d.version:  # already runs it (e.g. rollback to current)
+            d.last_seq = m.seq
+            self._status(d, OtaState.APPLIED, m.seq, model=d.model, mver=d.version)
+            return
+        self._status(d, OtaState.DOWNLOADING, m.seq)
+        try:
+            data = self._download(m.uri, m.size)
+            v = ArtifactVerifier.for_manifest(m)
+            v.update(data)
+            v.finish()
+        except ManifestError as exc:
+            self._status(d, OtaState.FAILED, m.seq, reason=exc.reason.value, msg=str(exc)[:160])
+            return
+        except httpx.HTTPError as exc:
+            self._status(d, OtaState.FAILED, m.seq, reason=Reason.DOWNLOAD_FAILED.value, msg=str(exc)[:160] or "x")
+            return
+        self._status(d, OtaState.VERIFIED, m.seq)
+        try:
+            model_behaviour(data)
+        except RuntimeError as exc:
+            self._status(d, OtaState.FAILED, m.seq, reason=Reason.APPLY_FAILED.value, msg=str(exc)[:160] or "x")
+            return
+        if d.power_loss_next:  # power lost after the swap began: back on the old version, nothing said
+            d.power_loss_next = False
+            self._status(d, OtaState.APPLIED, m.seq, model=str(m.artifact_id), mver=int(m.version))
+            with self._lock:
+                d.boot += 1
+            self._publish_state(d)
+            return
+        with self._lock:
+            d.model, d.version, d.artifact, d.last_seq = str(m.artifact_id), int(m.version), data, m.seq
+            d.boot += 1
+            d.seq = 0
+        self._status(d, OtaState.APPLIED, m.seq, model=d.model, mver=d.version)
+        self._publish_state(d)
+
+    def _download(self, uri: str, size: int) -> bytes:
+        """GET with resume: after a broken transfer, ask for the rest with Range."""
+        t0 = time.perf_counter()
+        got = bytearray()
+        for _attempt in range(5):
+            headers = {"Range": f"bytes={len(got)}-"} if got else {}
+            try:
+                with self._http.stream("GET", uri, headers=headers) as r:
+                    if r.status_code not in (200, 206):
+                        raise httpx.HTTPStatusError(f"HTTP {r.status_code}", request=r.request, response=r)
+                    if r.status_code == 200:
+                        got.clear()
+                    for chunk in r.iter_bytes(16_384):
+                        got += chunk
+                        if len(got) > size:
+                            break
+                break
+            except httpx.TransportError:
+                if _attempt == 4:
+                    raise
+        with self._lock:
+            self.bytes_downloaded += len(got)
+            self.download_s += time.perf_counter() - t0
+        return bytes(got)
+
+    # -- MQTT out ------------------------------------------------------------------------------------------------
+
+    def _publish_state(self, d: SimDevice) -> None:
+        c = d.caps
+        caps = Caps(flash=c.flash, ram=c.ram, arena=c.arena,
+                    ops=sorted(str(o) for o in c.ops) if c.ops is not None else None)  # fmt: skip
+        st = DeviceState(online=True, boot=d.boot, model=d.model, mver=d.version, fw="sim-1.0", caps=caps)
+        self._client.publish(self.topics.state(d.device_id), encode_state(st), qos=1, retain=True)
+
+    def _emit_events(self) -> None:
+        period = 1.0 / self._rate if self._rate > 0 else 1.0
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            now_ms = int(self._clock() * 1000)
+            with self._lock:
+                live = [d for d in self.devices.values() if d.online and d.artifact is not None]
+            for d in live:
+                b = d.behaviour()
+                if b is None:
+                    continue
+                label, score, anom = b.outputs[self._rnd.randrange(len(b.outputs))]
+                d.seq += 1
+                ev = Event(ts=now_ms, seq=d.seq, boot=d.boot, model=d.model, mver=d.version, kind=b.kind,
+                           label=label, score=score, anom=anom, lat=b.latency_us)  # fmt: skip
+                self._client.publish(self.topics.evt(d.device_id), encode_event(ev), qos=1)
+            next_t += period
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    # -- for tests and benches -----------------------------------------------------------------------------------
+
+    def running(self) -> dict[str, tuple[str, int]]:
+        with self._lock:
+            return {d.device_id: (d.model, d.version) for d in self.devices.values()}
+
+
+def _seq_of(payload: bytes) -> int | None:
+    """The sequence number of a manifest that failed verification, to report against (None if unreadable)."""
+    try:
+        from tinyfleet_device.manifest import decode_payload, parse_manifest
+
+        return int(decode_payload(parse_manifest(payload).payload).seq)
+    except Exception:
+        return None
