@@ -16,7 +16,16 @@ from tflite.TensorType import TensorType
 # `tflite/__init__` re-exports each table's class under its module's name; the builder functions are module-level.
 Buffer, Metadata, Model, Operator, OperatorCode, QuantizationParameters, SubGraph, Tensor = (
     importlib.import_module(f"tflite.{name}")
-    for name in ("Buffer", "Metadata", "Model", "Operator", "OperatorCode", "QuantizationParameters", "SubGraph", "Tensor")
+    for name in (
+        "Buffer",
+        "Metadata",
+        "Model",
+        "Operator",
+        "OperatorCode",
+        "QuantizationParameters",
+        "SubGraph",
+        "Tensor",
+    )
 )
 
 

@@ -16,7 +16,7 @@ from tinyfleet.store.models import Base
 
 from .conftest import PATHS
 
-HEAD = "0003_rules_checkpoints"
+HEAD = "0005_model_registry"
 
 
 def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:

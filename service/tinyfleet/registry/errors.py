@@ -33,3 +33,7 @@ class ArtifactStoreError(RegistryError):
 
 class ArtifactNotFoundError(ArtifactStoreError):
     """The artifact store has no object under that key."""
+
+
+class DeviceNotFoundError(RegistryError):
+    """The compatibility check names a device the service does not know."""

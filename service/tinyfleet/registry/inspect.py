@@ -236,9 +236,7 @@ def _read(data: bytes) -> ModelInspection:
         name, custom, version = opcodes[index]
         if name in by_name:  # one op listed twice (two versions): add up
             seen = by_name[name]
-            by_name[name] = seen.model_copy(
-                update={"count": seen.count + count, "version": max(seen.version, version)}
-            )
+            by_name[name] = seen.model_copy(update={"count": seen.count + count, "version": max(seen.version, version)})
         else:
             by_name[name] = OpUsage(name=name, count=count, custom=custom, version=version)
 
