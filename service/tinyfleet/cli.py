@@ -18,6 +18,7 @@ from pydantic import ValidationError
 import tinyfleet
 from tinyfleet.config import Settings, load_settings
 from tinyfleet.logging import setup_logging
+from tinyfleet.registry.cli import models_app
 
 if TYPE_CHECKING:
     from tinyfleet.rules.loader import RuleSet
@@ -35,6 +36,7 @@ db_app = typer.Typer(help="Database migrations (Alembic, packaged with tinyfleet
 app.add_typer(db_app, name="db")
 rules_app = typer.Typer(help="Alert rules kept as YAML files (rules/*.yml).", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+app.add_typer(models_app, name="models")
 
 EXIT_SETTINGS = 2
 

@@ -17,7 +17,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tinyfleet.registry.arena import DEFAULT_MAX_ARENA, DEFAULT_TIMEOUT_S, ArenaReport, measure_arena
+from tinyfleet.registry.analysis import analyze
+from tinyfleet.registry.arena import DEFAULT_MAX_ARENA, DEFAULT_TIMEOUT_S, ArenaReport
 from tinyfleet.registry.compat import Incompatibility, check_compatibility, unchecked_limits
 from tinyfleet.registry.errors import (
     DeviceNotFoundError,
@@ -25,25 +26,12 @@ from tinyfleet.registry.errors import (
     ModelNotFoundError,
     VersionConflictError,
 )
-from tinyfleet.registry.inspect import ModelInspection, inspect_model, sha256_hex
-from tinyfleet.registry.schemas import MAX_VERSION, MODEL_NAME_PATTERN, ModelCard, ModelReport
+from tinyfleet.registry.inspect import ModelInspection, sha256_hex
+from tinyfleet.registry.schemas import MAX_VERSION, MODEL_NAME_PATTERN, ModelCard
 from tinyfleet.registry.storage import ArtifactStore
 from tinyfleet.store.models import Device, ModelRecord, ModelVersion
 
 _NAME = re.compile(MODEL_NAME_PATTERN)
-
-
-def analyze(data: bytes, *, max_arena: int = DEFAULT_MAX_ARENA, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelReport:
-    """Inspection + arena of a file (no database, no store): `tinyfleet models inspect`."""
-    inspection = inspect_model(data)
-    arena = measure_arena(
-        data,
-        inputs=len(inspection.inputs),
-        custom_ops=[op.name for op in inspection.ops if op.custom],
-        max_arena=max_arena,
-        timeout_s=timeout_s,
-    )
-    return ModelReport(inspection=inspection, arena=arena)
 
 
 def check_name(name: str) -> str:
