@@ -43,6 +43,7 @@ def build_model(
     *,
     op: str | int = BuiltinOperator.RELU,
     dtype: int = TensorType.FLOAT32,
+    output_dtype: int | None = None,
     shape: tuple[int, ...] = (1, 4),
     quantization: tuple[float, int] | None = None,
     metadata: dict[str, bytes] | None = None,
@@ -60,7 +61,7 @@ def build_model(
         b.PrependInt64(quantization[1])
         zero = b.EndVector()
     tensors = []
-    for name in names:
+    for name, tensor_dtype in zip(names, (dtype, dtype if output_dtype is None else output_dtype), strict=True):
         if quantization is not None:
             QuantizationParameters.QuantizationParametersStart(b)
             QuantizationParameters.QuantizationParametersAddScale(b, scale)
@@ -69,7 +70,7 @@ def build_model(
         shape_vec = _vector(b, Tensor.TensorStartShapeVector, list(shape), "int")
         Tensor.TensorStart(b)
         Tensor.TensorAddShape(b, shape_vec)
-        Tensor.TensorAddType(b, dtype)
+        Tensor.TensorAddType(b, tensor_dtype)
         Tensor.TensorAddBuffer(b, 0)
         Tensor.TensorAddName(b, name)
         if quant is not None:
@@ -138,4 +139,13 @@ def build_model(
         Model.ModelAddMetadata(b, meta_vec)
     model = Model.ModelEnd(b)
     b.Finish(model, file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def build_empty_model() -> bytes:
+    """A well-formed flatbuffer with the TFLite identifier and no subgraph."""
+    b = flatbuffers.Builder(64)
+    Model.ModelStart(b)
+    Model.ModelAddVersion(b, 3)
+    b.Finish(Model.ModelEnd(b), file_identifier=b"TFL3")
     return bytes(b.Output())
