@@ -19,6 +19,7 @@ import tinyfleet
 from tinyfleet.config import Settings, load_settings
 from tinyfleet.logging import setup_logging
 from tinyfleet.ota import cli as ota_cli
+from tinyfleet.registry.cli import models_app
 
 if TYPE_CHECKING:
     from tinyfleet.rules.loader import RuleSet
@@ -38,6 +39,7 @@ rules_app = typer.Typer(help="Alert rules kept as YAML files (rules/*.yml).", no
 app.add_typer(rules_app, name="rules")
 app.add_typer(ota_cli.keys_app, name="keys")
 app.add_typer(ota_cli.manifest_app, name="manifest")
+app.add_typer(models_app, name="models")
 
 EXIT_SETTINGS = 2
 

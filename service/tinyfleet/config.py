@@ -125,6 +125,25 @@ class Settings(BaseSettings):
         float, Field(gt=0, description="Re-read the devices' site and tags for the rules this often")
     ] = 30.0
 
+    # Model registry (tinyfleet.registry): where artifacts are stored, and the limits of an upload.
+    artifacts_dir: Annotated[
+        Path | None, Field(description="Local artifact directory (default: <data_dir>/artifacts)")
+    ] = None
+    artifacts_url: Annotated[
+        str | None, Field(description="s3://bucket/prefix: store artifacts in S3-compatible storage instead")
+    ] = None
+    s3_endpoint_url: Annotated[
+        str | None, Field(description="S3 endpoint (MinIO, Ceph, …); default: AWS, from the AWS_* environment")
+    ] = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    models_max_upload_bytes: Annotated[int, Field(ge=1024, description="Largest .tflite accepted")] = 16 * 1024 * 1024
+    models_max_arena_bytes: Annotated[
+        int, Field(ge=1024, description="Arena ceiling of the TFLM measurement (binary search upper bound)")
+    ] = 16 * 1024 * 1024
+    models_arena_timeout_s: Annotated[float, Field(gt=0, description="Time limit of one arena measurement")] = 60.0
+
     admin_api_key: SecretStr | None = None
     log_level: str = "INFO"
 
@@ -161,6 +180,13 @@ class Settings(BaseSettings):
     @classmethod
     def _mqtt_url_parses(cls, value: str) -> str:
         MqttEndpoint(value)
+        return value
+
+    @field_validator("artifacts_url")
+    @classmethod
+    def _artifacts_url_is_s3(cls, value: str | None) -> str | None:
+        if value is not None and (urlsplit(value).scheme != "s3" or not urlsplit(value).netloc):
+            raise ValueError(f"artifacts_url must look like s3://bucket/prefix, got {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from tinyfleet.store.models import Base
 
 from .conftest import PATHS
 
-HEAD = "0003_rules_checkpoints"
+HEAD = "0007_rollouts"
 
 
 def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -62,6 +62,8 @@ def _assert_layout(url: str, path: str) -> None:
     tables = {name for name, kind in relations if kind in ("r", "p")}
     assert {"devices", "events", "event_dedup", "telemetry", "dead_letters", "tinyfleet_meta"} <= tables
     assert {"alerts", "alert_events", "outbox"} <= tables
+    assert {"models", "model_versions"} <= tables
+    assert "UNIQUE INDEX ux_model_versions_model_version" in _indexes(url)["ux_model_versions_model_version"]
     assert "WHERE (state <> 'resolved'::text)" in _indexes(url)["ux_alerts_active"]
     indexes = _indexes(url)
     meta = _meta(url)

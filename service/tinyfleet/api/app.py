@@ -21,6 +21,7 @@ import tinyfleet
 from tinyfleet.api.errors import install_error_handlers
 from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, root
+from tinyfleet.api.routes import models as models_routes
 from tinyfleet.api.routes import rules as rules_routes
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.config import Settings
@@ -42,6 +43,11 @@ TAGS: list[dict[str, Any]] = [
     },
     {"name": "alerts", "description": "Alerts opened by the rules: list, history, acknowledge, resolve."},
     {"name": "rules", "description": "The rules this process runs (from `TINYFLEET_RULES_DIR`); reload."},
+    {
+        "name": "models",
+        "description": "The model registry: push .tflite versions, inspection and TFLM arena, compatibility "
+        "with a device, resumable downloads (docs/models.md).",
+    },
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 
@@ -111,4 +117,5 @@ def create_app(
     app.include_router(dead_letters.router, responses=_ERROR_RESPONSES)
     app.include_router(alerts.router, responses=_ERROR_RESPONSES)
     app.include_router(rules_routes.router)
+    app.include_router(models_routes.router, responses=_ERROR_RESPONSES)
     return app

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tinyfleet.api.errors import InvalidParameterError, ServiceUnavailableError
 from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
+from tinyfleet.registry.storage import ArtifactStore, artifact_store_from_settings
 from tinyfleet.rules.runtime import RulesRuntime
 from tinyfleet.store.db import Database
 from tinyfleet.wire import DEVICE_ID_PATTERN, validate_device_id
@@ -48,6 +49,15 @@ async def get_write_session(database: Annotated[Database, Depends(get_database)]
     """A unit of work that writes (alert ack/resolve): committed when the route returns, rolled back on error."""
     async with database.session() as session:
         yield session
+
+
+def get_artifact_store(request: Request) -> ArtifactStore:
+    """The model registry's artifact store, made from the settings on first use (kept on app.state)."""
+    store: ArtifactStore | None = getattr(request.app.state, "artifact_store", None)
+    if store is None:
+        store = artifact_store_from_settings(request.app.state.settings)
+        request.app.state.artifact_store = store
+    return store
 
 
 def get_registry(request: Request) -> CollectorRegistry:
@@ -86,3 +96,4 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session)]
 RulesDep = Annotated[RulesRuntime | None, Depends(get_rules)]
 DeviceIdDep = Annotated[str, Depends(device_id_path)]
+ArtifactStoreDep = Annotated[ArtifactStore, Depends(get_artifact_store)]

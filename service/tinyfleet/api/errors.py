@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tinyfleet.registry import errors as registry_errors
 from tinyfleet.store.queries import InvalidCursor
 from tinyfleet.wire.errors import WireError
 
@@ -124,6 +125,28 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+#: The model registry's errors (tinyfleet.registry.errors) as HTTP answers; the first matching class wins.
+_REGISTRY_ERRORS: list[tuple[type[registry_errors.RegistryError], int, str]] = [
+    (registry_errors.ModelInspectionError, 422, "invalid_model"),
+    (registry_errors.InvalidModelCardError, 422, "invalid_model_card"),
+    (registry_errors.VersionConflictError, 409, "version_exists"),
+    (registry_errors.ModelNotFoundError, 404, "not_found"),
+    (registry_errors.DeviceNotFoundError, 404, "not_found"),
+    (registry_errors.ArtifactNotFoundError, 503, "artifact_missing"),
+    (registry_errors.ArtifactStoreError, 503, "artifact_store_unavailable"),
+]
+
+
+async def _registry_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, registry_errors.RegistryError)
+    for kind, status, code in _REGISTRY_ERRORS:
+        if isinstance(exc, kind):
+            if status >= 500:
+                log.error("model registry on %s %s: %s", request.method, request.url.path, exc.message)
+            return _json(status, code, exc.message)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _json(500, "internal_error", "internal server error (logged)")
@@ -133,6 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(WireError, _wire_error)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(registry_errors.RegistryError, _registry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)

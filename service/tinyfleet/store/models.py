@@ -276,6 +276,49 @@ class RulesCheckpoint(Base):
     snapshot: Mapped[bytes] = mapped_column(LargeBinary, comment="zlib-compressed JSON of RuleEngine.snapshot()")
 
 
+class ModelRecord(Base):
+    """A model of the registry (e.g. `kws`); its versions hold the artifacts."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModelVersion(Base):
+    """One immutable version of a model: the artifact (by SHA-256), what inspection and TFLM found, the card.
+
+    `version` is an integer because devices report it as one (`mver` in events and state, uint32).
+    """
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(Text, ForeignKey("models.name", ondelete="RESTRICT"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    precision: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[int] = mapped_column(BigInteger)
+    ops: Mapped[list[Any]] = mapped_column(JSONB, comment="[{name, count, custom, version}]")
+    arena_bytes: Mapped[int | None] = mapped_column(BigInteger, comment="smallest TFLM arena; NULL: not loadable")
+    arena: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the TFLM measurement (loadable, reason, …)")
+    inputs: Mapped[list[Any]] = mapped_column(JSONB)
+    outputs: Mapped[list[Any]] = mapped_column(JSONB)
+    labels: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    card: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="task, dataset, accuracy, description, …")
+    inspection: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="everything the flatbuffer reader found")
+    storage_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ux_model_versions_model_version", "model_name", "version", unique=True),
+        CheckConstraint("version >= 0 AND version <= 4294967295", name="version_uint32"),
+        CheckConstraint("precision IN ('int8', 'float', 'mixed')", name="precision"),
+    )
+
+
 RELEASE_COMPONENTS = ("model", "firmware")
 ROLLOUT_STATES = ("running", "paused", "completed", "aborted", "rolling_back", "rolled_back")
 ROLLOUT_DEVICE_STATES = (

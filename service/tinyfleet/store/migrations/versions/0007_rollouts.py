@@ -1,7 +1,7 @@
 """Releases and staged rollouts: waves, per-device update status, decisions, and every OTA status report.
 
 Revision ID: 0007_rollouts
-Revises: 0003_rules_checkpoints
+Revises: 0005_model_registry
 Create Date: 2026-12-01
 
 ``ota_manifest_seq`` numbers every signed manifest: one sequence for the whole fleet is monotonic for each
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_rollouts"
-down_revision: str | Sequence[str] | None = "0003_rules_checkpoints"
+down_revision: str | Sequence[str] | None = "0005_model_registry"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
