@@ -31,8 +31,17 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tinyfleet.wire import Caps, DeviceState, Event, OtaState, OtaStatus, Topics
-from tinyfleet.wire import encode_event, encode_ota_status, encode_state
+from tinyfleet.wire import (
+    Caps,
+    DeviceState,
+    Event,
+    OtaState,
+    OtaStatus,
+    Topics,
+    encode_event,
+    encode_ota_status,
+    encode_state,
+)
 from tinyfleet_device.manifest import (
     ArtifactVerifier,
     DeviceCapabilities,
@@ -83,7 +92,7 @@ def model_behaviour(data: bytes, *, seed: int = 7) -> Behaviour:
     out_zp = int(np.ravel(out_q.get("zero_points", [0]))[0])
     dtype = inp["dtype"]
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
-    outputs = []
+    outputs: list[tuple[int | None, float | None, float | None]] = []
     t0 = time.perf_counter()
     autoencoder = int(np.prod(inp["shape"])) == int(np.prod(out["shape"]))
     for _ in range(BEHAVIOUR_INPUTS):
@@ -239,7 +248,7 @@ class OtaFleet:
                 continue
             try:
                 device_id = self.topics.parse(topic).device_id
-            except Exception:  # not one of ours
+            except WireError:  # not one of ours
                 continue
             d = self.devices.get(device_id)
             if d is None:
