@@ -38,6 +38,7 @@ from tinyfleet.wire import (
     OtaState,
     OtaStatus,
     Topics,
+    WireError,
     encode_event,
     encode_ota_status,
     encode_state,
