@@ -36,6 +36,7 @@ from tinyfleet.api.app import api_database, create_app
 from tinyfleet.config import Settings
 from tinyfleet.ingest.metrics import IngestMetrics
 from tinyfleet.ingest.service import IngestService
+from tinyfleet.rollouts.runtime import Rollouts
 from tinyfleet.rules.runtime import RulesRuntime
 from tinyfleet.store.db import Database
 from tinyfleet.store.maintenance import MaintenanceScheduler
@@ -69,6 +70,7 @@ class Service:
         ingest: bool = True,
         maintenance: bool = True,
         rules: bool = True,
+        rollouts: bool = True,
         client_id: str | None = None,
     ) -> None:
         self.settings = settings
@@ -76,6 +78,7 @@ class Service:
         self.enable_ingest = ingest
         self.enable_maintenance = maintenance
         self.enable_rules = rules
+        self.enable_rollouts = rollouts and settings.rollouts_enabled
         self.client_id = client_id
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -85,6 +88,7 @@ class Service:
         self.maintenance: MaintenanceScheduler | None = None
         self.rules: RulesRuntime | None = None
         self.outbox: OutboxWorker | None = None
+        self.rollouts: Rollouts | None = None
         self.app: FastAPI | None = None
         self._stack = AsyncExitStack()
 
@@ -111,6 +115,11 @@ class Service:
                 # Its own small pool: maintenance statements may run longer than the API's statement timeout.
                 mdb = await stack.enter_async_context(Database(self.settings, pool_size=1, max_overflow=1))
                 self.maintenance = await stack.enter_async_context(MaintenanceScheduler(mdb.engine, self.settings))
+            if self.enable_rollouts and self.database is not None:
+                # The controller runs beside the maintenance jobs; with HTTP alone the routes still work.
+                self.rollouts = await stack.enter_async_context(
+                    Rollouts(self.settings, self.database.sessionmaker, controller=self.enable_maintenance)
+                )
             if self.enable_http:
                 self.app = create_app(
                     self.settings,
@@ -119,6 +128,7 @@ class Service:
                     registry=self.registry,
                     maintenance=self.maintenance,
                     rules=self.rules,
+                    rollouts=self.rollouts.context if self.rollouts is not None else None,
                 )
         except BaseException:
             await stack.aclose()

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     models_arena_timeout_s: Annotated[float, Field(gt=0, description="Time limit of one arena measurement")] = 60.0
 
     admin_api_key: SecretStr | None = None
+
+    # Rollouts (tinyfleet.rollouts)
+    public_url: Annotated[
+        str, Field(description="Base URL devices reach the API at: artifact URIs in manifests start with it")
+    ] = "http://127.0.0.1:8000"
+    rollouts_enabled: Annotated[bool, Field(description="Run the rollout controller in this service")] = True
+    rollouts_interval_s: Annotated[float, Field(gt=0, description="How often each active rollout is stepped")] = 5.0
     log_level: str = "INFO"
 
     ota_signing_key: Annotated[

@@ -22,10 +22,13 @@ from tinyfleet.api.errors import install_error_handlers
 from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, root
 from tinyfleet.api.routes import models as models_routes
+from tinyfleet.api.routes import rollouts as rollouts_routes
 from tinyfleet.api.routes import rules as rules_routes
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.config import Settings
 from tinyfleet.ingest.service import IngestService
+from tinyfleet.rollouts.context import RolloutsContext
+from tinyfleet.rollouts.runtime import RegistryCatalog, compatibility_problems
 from tinyfleet.store.db import CONNECT_OPTIONS, Database
 
 #: The API's queries are bounded in time: a runaway query answers 503 instead of holding a connection.
@@ -43,6 +46,11 @@ TAGS: list[dict[str, Any]] = [
     },
     {"name": "alerts", "description": "Alerts opened by the rules: list, history, acknowledge, resolve."},
     {"name": "rules", "description": "The rules this process runs (from `TINYFLEET_RULES_DIR`); reload."},
+    {
+        "name": "rollouts",
+        "description": "Releases (a model version for a cohort) and their staged rollouts: waves, soak, "
+        "canary-vs-control gates, automatic rollback, every decision with its evidence.",
+    },
     {
         "name": "models",
         "description": "The model registry: push .tflite versions, inspection and TFLM arena, compatibility "
@@ -76,6 +84,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
     maintenance: Any = None,
     rules: Any = None,
+    rollouts: RolloutsContext | None = None,
 ) -> FastAPI:
     owns_database = database is None
     db = database if database is not None else api_database(settings)
@@ -107,11 +116,18 @@ def create_app(
     app.state.api_metrics = api_metrics
     app.state.maintenance = maintenance
     app.state.rules = rules
+    # Without a service around it (no controller, no signing key): releases and rollouts can be created and
+    # read; nothing is sent until a controller runs.
+    app.state.rollouts = rollouts or RolloutsContext(
+        catalog=RegistryCatalog(db.sessionmaker, settings.public_url), compatibility=compatibility_problems
+    )
 
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.include_router(root.router)
     app.include_router(health.router)
+    # Before devices: its `/devices/{device_id:path}` would take `/devices/{id}/ota-reports` for an id.
+    app.include_router(rollouts_routes.router, responses=_ERROR_RESPONSES)
     app.include_router(devices.router, responses=_ERROR_RESPONSES)
     app.include_router(events.router, responses=_ERROR_RESPONSES)
     app.include_router(dead_letters.router, responses=_ERROR_RESPONSES)

@@ -140,3 +140,15 @@ class OtaReportPublic(BaseModel):
 
 class OtaReportsPublic(BaseModel):
     items: list[OtaReportPublic]
+
+
+class OtaPublicKeyPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"kid": "3f2a9c0d11e4b7a5", "hex": "d75a98…", "pem": "-----BEGIN PUBLIC KEY-----…"}]
+        }
+    )
+
+    kid: str = Field(description="Key id: first 8 bytes of SHA-256 of the raw key, hex (the manifests' `kid`)")
+    hex: str = Field(description="The raw 32-byte Ed25519 public key, hex")
+    pem: str = Field(description="SubjectPublicKeyInfo PEM")

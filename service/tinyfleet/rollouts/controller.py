@@ -506,7 +506,8 @@ class _Step:
             )
         ).scalar_one()  # fmt: skip
         if left == 0:
-            await self.set_state("rolled_back", "every updated device is back on its previous version",
+            why = self.r.get("reason") or "rolled back"
+            await self.set_state("rolled_back", f"{why}; every updated device is back on its previous version",
                                  finished=True)  # fmt: skip
 
     # -- records ----------------------------------------------------------------------------------------------
@@ -529,6 +530,7 @@ class _Step:
             {"rid": self.id, "state": state, "reason": reason, "now": self.now, "finished": finished},
         )
         self.r["state"] = state
+        self.r["reason"] = reason
         self.result.state = state
         await self.decide(action or state, reason, evidence)
 

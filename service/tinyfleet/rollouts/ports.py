@@ -35,6 +35,8 @@ class Artifact:
     #: What a device needs to run it: min flash / RAM / arena bytes, required ops.
     requirements: dict[str, Any] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    #: The registry's record (for the compatibility check against each device's capabilities).
+    facts: Any = None
 
 
 @dataclass(frozen=True)

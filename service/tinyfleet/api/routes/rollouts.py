@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from tinyfleet.api.deps import DeviceIdDep, SessionDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError, InvalidParameterError, NotFoundError, ServiceUnavailableError
 from tinyfleet.api.rollout_schemas import (
+    OtaPublicKeyPublic,
     OtaReportPublic,
     OtaReportsPublic,
     ReleaseCreate,
@@ -23,10 +24,12 @@ from tinyfleet.api.rollout_schemas import (
     RolloutsPublic,
 )
 from tinyfleet.api.routes import API_PREFIX
+from tinyfleet.ota.keys import PublicKeyFormat, export_public_key
 from tinyfleet.rollouts import service
 from tinyfleet.rollouts.context import RolloutsContext
 from tinyfleet.rollouts.ports import ReleaseConflict, ReleaseNotFound, RolloutError
 from tinyfleet.store.models import ROLLOUT_DEVICE_STATES
+from tinyfleet_device.manifest import key_id, raw_public_key
 
 router = APIRouter(prefix=API_PREFIX, tags=["rollouts"])
 
@@ -206,3 +209,15 @@ async def ota_reports(
 ) -> OtaReportsPublic:
     rows = await service.list_ota_reports(session, device_id, limit)
     return OtaReportsPublic(items=[OtaReportPublic.model_validate(r) for r in rows])
+
+
+@router.get("/ota/public-key", tags=["rollouts"], summary="The public key devices verify manifests with",
+            responses={503: {"description": "No signing key configured"}})  # fmt: skip
+async def public_key(ctx: ContextDep) -> OtaPublicKeyPublic:
+    if ctx.public_key is None:
+        raise ServiceUnavailableError("no OTA signing key is configured (TINYFLEET_OTA_SIGNING_KEY_FILE)",
+                                      code="no_signing_key")  # fmt: skip
+    raw = raw_public_key(ctx.public_key)
+    return OtaPublicKeyPublic(
+        kid=key_id(raw).hex(), hex=raw.hex(), pem=export_public_key(ctx.public_key, PublicKeyFormat.PEM)
+    )
