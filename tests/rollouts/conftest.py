@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import tflite
 
+from tests.actions.conftest import eventually
 from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.ingest.conftest import make_settings, migrated_db, prefix  # noqa: F401 - fixtures
 from tests.support.instances import free_port
@@ -72,26 +72,13 @@ class FleetEnv:
                                params={"labels": KWS_LABELS, "task": "keyword spotting"})  # fmt: skip
         assert r.status_code in (200, 201), r.text
 
-    async def wait_devices(self, n: int, timeout: float = 20) -> None:
+    async def wait_devices(self, n: int, within: float = 20) -> None:
         async def all_there() -> bool:
             r = await self.api.get("/api/v1/devices", params={"limit": 500})
             items = r.json()["items"]
             return len([d for d in items if d["model"] == "kws" and d["mver"] == 1]) >= n
 
-        await eventually(all_there, timeout)
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(interval)
+        await eventually(all_there, within)
 
 
 @pytest.fixture
