@@ -291,6 +291,7 @@ class OtaFleet:
         if m.artifact_id == d.model and m.version == d.version:  # already runs it (e.g. rollback to current)
             d.last_seq = m.seq
             self._status(d, OtaState.APPLIED, m.seq, model=d.model, mver=d.version)
+            self._publish_state(d)
             return
         self._status(d, OtaState.DOWNLOADING, m.seq)
         try:

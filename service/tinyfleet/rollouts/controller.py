@@ -291,7 +291,7 @@ class _Step:
         return False
 
     async def canary_alert(self) -> dict[str, Any] | None:
-        threshold = self.r["plan"].get("pause_on_alert")
+        threshold = self.plan.pause_on_alert
         if not threshold:
             return None
         severities = list(SEVERITIES[SEVERITIES.index(threshold) :])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,6 +45,9 @@ class RolloutPlan(BaseModel):
     )  # fmt: skip
     manifest_ttl_s: int = Field(30 * 86400, gt=0, description="validity of the signed manifests (expiry)")
     auto_rollback: bool = True
+    pause_on_alert: Literal["info", "warning", "minor", "major", "critical"] | None = Field(
+        None, description="pause when an alert of at least this severity opens on a device sent the update"
+    )
 
     @field_validator("waves")
     @classmethod
