@@ -467,6 +467,12 @@ svalid(
     canonical=True,
 )
 svalid(
+    "downloaded",
+    status(v=u(1), state=t("downloaded"), seq=u(11), progress=u(1033)),
+    {"v": 1, "state": "downloaded", "seq": 11, "progress": 1033},
+    canonical=True,
+)
+svalid(
     "verified", status(v=u(1), state=t("verified"), seq=u(11)), {"v": 1, "state": "verified", "seq": 11}, canonical=True
 )
 svalid(
