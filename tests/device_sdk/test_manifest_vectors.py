@@ -90,3 +90,12 @@ def test_artifact_vector(case: dict[str, Any]) -> None:
     except ManifestError as exc:
         verdict = exc.reason.value
     assert verdict == case["verdict"]
+
+
+def test_docs_show_the_typical_vector_and_every_reason() -> None:
+    doc = (VECTORS.parents[1] / "docs" / "ota.md").read_text()
+    block = doc.split("(payload 163):\n\n```\n")[1].split("```")[0]
+    typical = next(c for c in DOC["cases"] if c["name"] == "valid_typical")
+    assert "".join(block.split()) == typical["hex"]
+    for reason in Reason:
+        assert f"| `{reason.value}` |" in doc, reason
