@@ -384,7 +384,6 @@ def decode_payload(payload: bytes) -> Manifest:
         _malformed(f"v: expected uint, got {_describe(version)}")
     if version != MANIFEST_VERSION:
         _fail(Reason.UNSUPPORTED_VERSION, f"manifest version {version} is not supported (expected 1)")
-    _require_deterministic(payload, m, "payload")
     _known_keys("payload", m, Key)
     for k in _REQUIRED:
         if k not in m:
@@ -400,7 +399,7 @@ def decode_payload(payload: bytes) -> Manifest:
     labels: tuple[str, ...] | None = None
     if Key.LABELS in m:
         labels = tuple(_text(f"labels[{i}]", s) for i, s in enumerate(_array("labels", m[Key.LABELS], MAX_LABELS)))
-    return Manifest(
+    manifest = Manifest(
         v=version,
         seq=_uint("seq", m[Key.SEQ]),
         issued_at=issued_at,
@@ -416,6 +415,9 @@ def decode_payload(payload: bytes) -> Manifest:
         rollout=_text_or_uint("rollout", m[Key.ROLLOUT]) if Key.ROLLOUT in m else None,
         device=_text("dev", m[Key.DEVICE]) if Key.DEVICE in m else None,
     )
+    # last, so a wrong field is named as such rather than as an encoding problem
+    _require_deterministic(payload, m, "payload")
+    return manifest
 
 
 def encode_payload(manifest: Manifest) -> bytes:
