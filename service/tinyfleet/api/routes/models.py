@@ -225,15 +225,24 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.api_route(
+_DOWNLOAD_DESCRIPTION = (
+    "`ETag` is the quoted SHA-256. One `Range: bytes=a-b` (or `a-`, `-n`) answers 206; a resuming client sends "
+    "`If-Range: <etag>` so that a changed file comes whole (200) instead of a mixed one. Several ranges in one "
+    "request are answered with the whole file. HEAD answers the same headers without the body."
+)
+
+
+@router.get(
     "/{name}/versions/{version}/artifact",
-    methods=["GET", "HEAD"],
     summary="Download the .tflite (Range, If-Range, If-None-Match; resumable)",
-    description=(
-        "`ETag` is the quoted SHA-256. One `Range: bytes=a-b` (or `a-`, `-n`) answers 206; a resuming "
-        "client sends `If-Range: <etag>` so that a changed file comes whole (200) instead of a mixed one. "
-        "Several ranges in one request are answered with the whole file."
-    ),
+    description=_DOWNLOAD_DESCRIPTION,
+    response_class=Response,
+    responses=_DOWNLOAD_RESPONSES,
+)
+@router.head(
+    "/{name}/versions/{version}/artifact",
+    summary="Size and ETag of the .tflite, without the body",
+    description=_DOWNLOAD_DESCRIPTION,
     response_class=Response,
     responses=_DOWNLOAD_RESPONSES,
 )
