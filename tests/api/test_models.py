@@ -365,3 +365,16 @@ async def test_openapi_documents_the_registry(client: httpx.AsyncClient) -> None
         if path.startswith("/api/v1/models"):
             for op in ops.values():
                 assert op.get("summary"), path
+
+
+async def test_concurrent_pushes_of_one_version(
+    client: httpx.AsyncClient, kws: bytes, ad01: bytes, migrated_db: str
+) -> None:
+    import asyncio
+
+    same = await asyncio.gather(*(_push(client, "kws", 9, kws) for _ in range(3)))
+    assert sorted(r.status_code for r in same) == [200, 200, 201]
+    assert len({r.json()["sha256"] for r in same}) == 1
+    rivals = await asyncio.gather(_push(client, "ad01", 1, ad01), _push(client, "ad01", 1, kws))
+    assert sorted(r.status_code for r in rivals) == [201, 409]
+    assert _rows(migrated_db, "SELECT model_name, version FROM model_versions ORDER BY 1") == [("ad01", 1), ("kws", 9)]

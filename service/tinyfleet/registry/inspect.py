@@ -84,7 +84,7 @@ class MetadataEntry(BaseModel):
 class ModelInspection(BaseModel):
     """Everything read from the flatbuffer (the arena is measured separately)."""
 
-    sha256: str = Field(examples=["3f1c…"], description="Hex SHA-256 of the file")
+    sha256: str = Field(examples=["aeea436800704fce17b17292e4412630ad856e9d777c044c64ef748a880bd0ae"], description="Hex SHA-256 of the file")
     size: int = Field(examples=[53936], description="File size in bytes")
     schema_version: int = Field(examples=[3], description="TFLite schema version of the flatbuffer")
     description: str | None = Field(None, examples=["TOCO Converted."])
