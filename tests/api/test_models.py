@@ -378,3 +378,23 @@ async def test_concurrent_pushes_of_one_version(
     rivals = await asyncio.gather(_push(client, "ad01", 1, ad01), _push(client, "ad01", 1, kws))
     assert sorted(r.status_code for r in rivals) == [201, 409]
     assert _rows(migrated_db, "SELECT model_name, version FROM model_versions ORDER BY 1") == [("ad01", 1), ("kws", 9)]
+
+
+def _with_label_file(model: bytes, labels: list[str]) -> bytes:
+    """A model packed like TFLite Support's MetadataPopulator does: a zip of associated files appended."""
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("labels.txt", "\n".join(labels))
+    return model + archive.getvalue()
+
+
+async def test_labels_embedded_in_the_file_are_used(client: httpx.AsyncClient, kws: bytes) -> None:
+    resp = await _push(client, "kws", 1, _with_label_file(kws, KWS_LABELS))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["labels"] == KWS_LABELS
+    assert resp.json()["inspection"]["embedded_labels"] == KWS_LABELS
+    message = _error(await _push(client, "kws", 2, _with_label_file(kws, ["a", "b"])), 422, "invalid_model_card")
+    assert message == "2 labels embedded in the file, but the output tensor [1, 12] has 12 classes"

@@ -295,7 +295,9 @@ async def download_artifact(
     if request.method == "HEAD" or plan.length == 0:
         return Response(status_code=plan.status, headers=headers, media_type="application/octet-stream")
 
+    key, start, end = row.storage_key, plan.start, plan.end  # the session is closed while the body streams
+
     def chunks() -> Iterator[bytes]:
-        yield from store.read_range(row.storage_key, plan.start, plan.end)
+        yield from store.read_range(key, start, end)
 
     return StreamingResponse(chunks(), status_code=plan.status, headers=headers, media_type="application/octet-stream")
