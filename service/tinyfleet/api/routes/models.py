@@ -132,6 +132,7 @@ _UPLOAD_BODY: dict[str, Any] = {
         "`labels` (repeat the parameter, in output order) must match the output's class dimension."
     ),
     status_code=201,
+    response_model=ModelVersionDetailPublic,
     openapi_extra=_UPLOAD_BODY,
     responses={
         200: {"model": ModelVersionDetailPublic, "description": "Already registered with these bytes"},
