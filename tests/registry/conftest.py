@@ -1,17 +1,15 @@
 """Fixtures of the registry tests: the third-party models (../shared/models beside the repo), a real local
-S3-compatible server (moto's ThreadedMotoServer, its own HTTP server on a free port)."""
+S3-compatible server (tests/support/s3.py)."""
 
 from __future__ import annotations
 
 import importlib.resources
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from tests.support.s3 import S3Server, local_s3_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT.parent / "shared" / "models"
@@ -38,32 +36,7 @@ def kws_bytes() -> bytes:
     return KWS.read_bytes()
 
 
-@dataclass(frozen=True)
-class S3Server:
-    endpoint_url: str
-    access_key_id: str = "tinyfleet-test"
-    secret_access_key: str = "tinyfleet-test-secret"  # the local test server takes any
-    region: str = "us-east-1"
-
-    def client(self) -> object:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=self.access_key_id,
-            aws_secret_access_key=self.secret_access_key,
-        )
-
-    def new_bucket(self) -> str:
-        name = f"tinyfleet-{secrets.token_hex(6)}"
-        self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
-        return name
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield S3Server(f"http://{host}:{port}")
-    server.stop()
+    with local_s3_server() as server:
+        yield server

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry.conftest import S3Server
+from tests.support.s3 import S3Server
 from tinyfleet.config import Settings
 from tinyfleet.registry.errors import ArtifactNotFoundError, ArtifactStoreError
 from tinyfleet.registry.storage import (
@@ -139,7 +139,7 @@ def test_settings_choose_the_store(tmp_path: Path, s3_server: S3Server) -> None:
     )
     assert isinstance(s3, S3ArtifactStore)
     key = s3.put(b"tinyfleet")
-    listed = s3_server.client().list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+    listed = s3_server.client().list_objects_v2(Bucket=bucket)
     assert [o["Key"] for o in listed["Contents"]] == [f"fleet/models/{key}"]
 
 

@@ -84,13 +84,15 @@ class MetadataEntry(BaseModel):
 class ModelInspection(BaseModel):
     """Everything read from the flatbuffer (the arena is measured separately)."""
 
-    sha256: str = Field(examples=["3f1c…"], description="Hex SHA-256 of the file")
+    sha256: str = Field(
+        examples=["aeea436800704fce17b17292e4412630ad856e9d777c044c64ef748a880bd0ae"], description="Hex SHA-256"
+    )
     size: int = Field(examples=[53936], description="File size in bytes")
     schema_version: int = Field(examples=[3], description="TFLite schema version of the flatbuffer")
     description: str | None = Field(None, examples=["TOCO Converted."])
     precision: Precision = Field(
         examples=["int8"],
-        description="int8: no float tensors; float: no quantized tensors; mixed: both (e.g. float I/O)",
+        description="int8: integer-only (no float tensors); float: no quantized tensors; mixed: both",
     )
     parameters: int = Field(examples=[24908], description="Elements of the constant tensors (weights, biases)")
     weight_bytes: int = Field(examples=[38000], description="Bytes of the constant tensors' buffers")
@@ -201,9 +203,14 @@ def _read(data: bytes) -> ModelInspection:
     buffer_sizes: list[int] = []
     for i in range(n_buffers):
         buf = model.Buffers(i)
-        # Models over 2 GB keep buffers outside the flatbuffer (offset/size); a TinyML model never does.
-        size = buf.DataLength() if buf.Offset() <= 1 else buf.Size()
-        buffer_sizes.append(_bounded(size, data, f"buffer {i}", 1) if buf.Offset() <= 1 else size)
+        if buf.Offset() > 1:  # converters put large buffers after the flatbuffer (offset/size from its start)
+            if buf.Offset() + buf.Size() > len(data):
+                raise ModelInspectionError(
+                    f"not a valid TFLite model: buffer {i} lies past the end of the {len(data)}-byte file (truncated?)"
+                )
+            buffer_sizes.append(buf.Size())
+        else:
+            buffer_sizes.append(_bounded(buf.DataLength(), data, f"buffer {i}", 1))
 
     counts: Counter[int] = Counter()
     n_operators = 0

@@ -48,18 +48,20 @@ def check_version_number(version: int) -> int:
 
 def check_card(card: ModelCard, inspection: ModelInspection) -> ModelCard:
     """Labels must name the classifier's classes, one each; a file's own labels fill in when none are given."""
+    source = "given"
     if card.labels is None and inspection.embedded_labels is not None:
         card = card.model_copy(update={"labels": inspection.embedded_labels})
+        source = "embedded in the file"
     if card.labels is not None:
         classes = inspection.class_count()
         shapes = ", ".join(str(o.shape) for o in inspection.outputs)
         if classes is None:
             raise InvalidModelCardError(
-                f"labels given, but the model has no single output with a class dimension (outputs: {shapes})"
+                f"labels {source}, but the model has no single output with a class dimension (outputs: {shapes})"
             )
         if len(card.labels) != classes:
             raise InvalidModelCardError(
-                f"{len(card.labels)} labels given, but the output tensor {shapes} has {classes} classes"
+                f"{len(card.labels)} labels {source}, but the output tensor {shapes} has {classes} classes"
             )
         if len(set(card.labels)) != len(card.labels):
             raise InvalidModelCardError("labels must be distinct")

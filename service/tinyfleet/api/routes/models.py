@@ -14,6 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from tinyfleet.api.deps import ArtifactStoreDep, SessionDep, SettingsDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError
@@ -36,7 +39,22 @@ from tinyfleet.registry.schemas import (
 from tinyfleet.store.models import ModelVersion
 from tinyfleet.wire import DEVICE_ID_PATTERN
 
-router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
+
+class AllMethodsRoute(APIRoute):
+    """Its 405 answer lists every method of the path among this router's routes (Starlette asks only the first
+    route of a path, so a path with GET and PUT routes would answer an OPTIONS with `Allow: PUT`)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            methods = set(self.methods)
+            for route in router.routes:
+                if isinstance(route, APIRoute) and route.path == self.path and route.methods:
+                    methods |= route.methods
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(sorted(methods))})
+        await super().handle(scope, receive, send)
+
+
+router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"], route_class=AllMethodsRoute)
 
 ModelName = Annotated[
     str, Path(pattern=MODEL_NAME_PATTERN, description="Model name: 1-64 of A-Z a-z 0-9 . _ -", examples=["kws"])
@@ -114,6 +132,7 @@ _UPLOAD_BODY: dict[str, Any] = {
         "`labels` (repeat the parameter, in output order) must match the output's class dimension."
     ),
     status_code=201,
+    response_model=ModelVersionDetailPublic,
     openapi_extra=_UPLOAD_BODY,
     responses={
         200: {"model": ModelVersionDetailPublic, "description": "Already registered with these bytes"},
@@ -225,15 +244,25 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.api_route(
+_KWS_ETAG = '"aeea436800704fce17b17292e4412630ad856e9d777c044c64ef748a880bd0ae"'
+_DOWNLOAD_DESCRIPTION = (
+    "`ETag` is the quoted SHA-256. One `Range: bytes=a-b` (or `a-`, `-n`) answers 206; a resuming client sends "
+    "`If-Range: <etag>` so that a changed file comes whole (200) instead of a mixed one. Several ranges in one "
+    "request are answered with the whole file. HEAD answers the same headers without the body."
+)
+
+
+@router.get(
     "/{name}/versions/{version}/artifact",
-    methods=["GET", "HEAD"],
     summary="Download the .tflite (Range, If-Range, If-None-Match; resumable)",
-    description=(
-        "`ETag` is the quoted SHA-256. One `Range: bytes=a-b` (or `a-`, `-n`) answers 206; a resuming "
-        "client sends `If-Range: <etag>` so that a changed file comes whole (200) instead of a mixed one. "
-        "Several ranges in one request are answered with the whole file."
-    ),
+    description=_DOWNLOAD_DESCRIPTION,
+    response_class=Response,
+    responses=_DOWNLOAD_RESPONSES,
+)
+@router.head(
+    "/{name}/versions/{version}/artifact",
+    summary="Size and ETag of the .tflite, without the body",
+    description=_DOWNLOAD_DESCRIPTION,
     response_class=Response,
     responses=_DOWNLOAD_RESPONSES,
 )
@@ -244,8 +273,8 @@ async def download_artifact(
     name: ModelName,
     version: VersionNumber,
     range_header: Annotated[str | None, Header(alias="Range", examples=["bytes=1024-"])] = None,
-    if_none_match: Annotated[str | None, Header(examples=['"aeea4368…"'])] = None,
-    if_range: Annotated[str | None, Header(examples=['"aeea4368…"'])] = None,
+    if_none_match: Annotated[str | None, Header(examples=[_KWS_ETAG])] = None,
+    if_range: Annotated[str | None, Header(examples=[_KWS_ETAG])] = None,
 ) -> Response:
     row = await service.get_version(session, name, version)
     size = await asyncio.to_thread(store.size, row.storage_key)  # a lost artifact answers 503 before any byte
@@ -267,7 +296,9 @@ async def download_artifact(
     if request.method == "HEAD" or plan.length == 0:
         return Response(status_code=plan.status, headers=headers, media_type="application/octet-stream")
 
+    key, start, end = row.storage_key, plan.start, plan.end  # the session is closed while the body streams
+
     def chunks() -> Iterator[bytes]:
-        yield from store.read_range(row.storage_key, plan.start, plan.end)
+        yield from store.read_range(key, start, end)
 
     return StreamingResponse(chunks(), status_code=plan.status, headers=headers, media_type="application/octet-stream")
