@@ -119,7 +119,8 @@ def create_app(
     # Without a service around it (no controller, no signing key): releases and rollouts can be created and
     # read; nothing is sent until a controller runs.
     app.state.rollouts = rollouts or RolloutsContext(
-        catalog=RegistryCatalog(db.sessionmaker, settings.public_url), compatibility=compatibility_problems
+        catalog=RegistryCatalog(lambda: app.state.database.sessionmaker, settings.public_url),
+        compatibility=compatibility_problems,
     )
 
     install_error_handlers(app)

@@ -9,6 +9,7 @@ missing key disables rollouts (the routes answer 503 and say why) rather than si
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -42,12 +43,12 @@ DEV_KEY_FILE = "ota-signing-key.pem"
 class RegistryCatalog:
     """Model versions of the registry as the controller needs them: size, hash, download URI, requirements."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], public_url: str) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, sessionmaker: Callable[[], async_sessionmaker[AsyncSession]], public_url: str) -> None:
+        self._sessionmaker = sessionmaker  # looked up per call: the API's database may be replaced (tests)
         self._base = public_url.rstrip("/")
 
     async def artifact(self, model: str, version: int) -> Artifact | None:
-        async with self._sessionmaker() as session:
+        async with self._sessionmaker()() as session:
             try:
                 row = await registry.get_version(session, model, version)
             except ModelNotFoundError:
@@ -109,7 +110,8 @@ class Rollouts:
 
     async def __aenter__(self) -> Self:
         s = self.settings
-        catalog = RegistryCatalog(self._sessionmaker, s.public_url)
+        sessionmaker = self._sessionmaker
+        catalog = RegistryCatalog(lambda: sessionmaker, s.public_url)
         self.context = RolloutsContext(catalog=catalog, compatibility=compatibility_problems)
         self.key = signing_key(s)
         self.context.public_key = None if self.key is None else self.key.public_key()

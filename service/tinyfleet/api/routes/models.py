@@ -11,16 +11,14 @@ import asyncio
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
 
 from tinyfleet.api.deps import ArtifactStoreDep, SessionDep, SettingsDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError
 from tinyfleet.api.routes import API_PREFIX
+from tinyfleet.api.routing import all_methods_router
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.registry import service
 from tinyfleet.registry.download import plan_download, quoted_etag
@@ -39,22 +37,7 @@ from tinyfleet.registry.schemas import (
 from tinyfleet.store.models import ModelVersion
 from tinyfleet.wire import DEVICE_ID_PATTERN
 
-
-class AllMethodsRoute(APIRoute):
-    """Its 405 answer lists every method of the path among this router's routes (Starlette asks only the first
-    route of a path, so a path with GET and PUT routes would answer an OPTIONS with `Allow: PUT`)."""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.methods and scope["method"] not in self.methods:
-            methods = set(self.methods)
-            for route in router.routes:
-                if isinstance(route, APIRoute) and route.path == self.path and route.methods:
-                    methods |= route.methods
-            raise StarletteHTTPException(405, headers={"Allow": ", ".join(sorted(methods))})
-        await super().handle(scope, receive, send)
-
-
-router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"], route_class=AllMethodsRoute)
+router = all_methods_router(prefix=f"{API_PREFIX}/models", tags=["models"])
 
 ModelName = Annotated[
     str, Path(pattern=MODEL_NAME_PATTERN, description="Model name: 1-64 of A-Z a-z 0-9 . _ -", examples=["kws"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from tinyfleet.api.deps import DeviceIdDep, SessionDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError, InvalidParameterError, NotFoundError, ServiceUnavailableError
@@ -24,6 +24,8 @@ from tinyfleet.api.rollout_schemas import (
     RolloutsPublic,
 )
 from tinyfleet.api.routes import API_PREFIX
+from tinyfleet.api.routing import all_methods_router
+from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.ota.keys import PublicKeyFormat, export_public_key
 from tinyfleet.rollouts import service
 from tinyfleet.rollouts.context import RolloutsContext
@@ -31,7 +33,7 @@ from tinyfleet.rollouts.ports import ReleaseConflict, ReleaseNotFound, RolloutEr
 from tinyfleet.store.models import ROLLOUT_DEVICE_STATES
 from tinyfleet_device.manifest import key_id, raw_public_key
 
-router = APIRouter(prefix=API_PREFIX, tags=["rollouts"])
+router = all_methods_router(prefix=API_PREFIX, tags=["rollouts"])
 
 ReleaseId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Release id", examples=[3])]
 RolloutId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rollout id", examples=[7])]
@@ -51,6 +53,7 @@ def get_context(request: Request) -> RolloutsContext:
 
 ContextDep = Annotated[RolloutsContext, Depends(get_context)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such release or rollout"}}
+_BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse, "description": "The body is not JSON"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Not possible in the current state"}}
 
 
@@ -63,7 +66,7 @@ def _rollout_public(summary: dict[str, object]) -> RolloutPublic:
     "/releases",
     status_code=201,
     summary="Create a release: a model version for a cohort, with its plan",
-    responses={**_CONFLICT, 422: {"description": "Invalid plan, or the model version is not registered"}},
+    responses={**_BAD_BODY, **_CONFLICT, 422: {"description": "Invalid plan, or the model version is not registered"}},
 )
 async def create_release(body: ReleaseCreate, session: WriteSessionDep, ctx: ContextDep) -> ReleasePublic:
     try:
@@ -182,21 +185,21 @@ async def _operate(session: WriteSessionDep, ctx: RolloutsContext, rollout_id: i
 
 
 @router.post("/rollouts/{rollout_id}/pause", summary="Pause: send nothing more, advance no wave",
-             responses={**_NOT_FOUND, **_CONFLICT})  # fmt: skip
+             responses={**_BAD_BODY, **_NOT_FOUND, **_CONFLICT})  # fmt: skip
 async def pause(session: WriteSessionDep, ctx: ContextDep, rollout_id: RolloutId,
                 body: RolloutOperation | None = None) -> RolloutPublic:  # fmt: skip
     return await _operate(session, ctx, rollout_id, "pause", body)
 
 
 @router.post("/rollouts/{rollout_id}/resume", summary="Resume a paused rollout (the wave's soak starts again)",
-             responses={**_NOT_FOUND, **_CONFLICT})  # fmt: skip
+             responses={**_BAD_BODY, **_NOT_FOUND, **_CONFLICT})  # fmt: skip
 async def resume(session: WriteSessionDep, ctx: ContextDep, rollout_id: RolloutId,
                  body: RolloutOperation | None = None) -> RolloutPublic:  # fmt: skip
     return await _operate(session, ctx, rollout_id, "resume", body)
 
 
 @router.post("/rollouts/{rollout_id}/abort", summary="Abort: stop for good (what was sent stays; no rollback)",
-             responses={**_NOT_FOUND, **_CONFLICT})  # fmt: skip
+             responses={**_BAD_BODY, **_NOT_FOUND, **_CONFLICT})  # fmt: skip
 async def abort(session: WriteSessionDep, ctx: ContextDep, rollout_id: RolloutId,
                 body: RolloutOperation | None = None) -> RolloutPublic:  # fmt: skip
     return await _operate(session, ctx, rollout_id, "abort", body)
@@ -212,11 +215,10 @@ async def ota_reports(
 
 
 @router.get("/ota/public-key", tags=["rollouts"], summary="The public key devices verify manifests with",
-            responses={503: {"description": "No signing key configured"}})  # fmt: skip
+            responses={404: {"model": ErrorResponse, "description": "No signing key is configured"}})  # fmt: skip
 async def public_key(ctx: ContextDep) -> OtaPublicKeyPublic:
     if ctx.public_key is None:
-        raise ServiceUnavailableError("no OTA signing key is configured (TINYFLEET_OTA_SIGNING_KEY_FILE)",
-                                      code="no_signing_key")  # fmt: skip
+        raise NotFoundError("no OTA signing key is configured (TINYFLEET_OTA_SIGNING_KEY_FILE)", code="no_signing_key")
     raw = raw_public_key(ctx.public_key)
     return OtaPublicKeyPublic(
         kid=key_id(raw).hex(), hex=raw.hex(), pem=export_public_key(ctx.public_key, PublicKeyFormat.PEM)
