@@ -148,8 +148,9 @@ class Settings(BaseSettings):
 
     # Rollouts (tinyfleet.rollouts)
     public_url: Annotated[
-        str, Field(description="Base URL devices reach the API at: artifact URIs in manifests start with it")
-    ] = "http://127.0.0.1:8000"
+        str | None,
+        Field(description="Base URL devices reach the API at (artifact URIs in manifests); default http://host:port"),
+    ] = None
     rollouts_enabled: Annotated[bool, Field(description="Run the rollout controller in this service")] = True
     rollouts_interval_s: Annotated[float, Field(gt=0, description="How often each active rollout is stepped")] = 5.0
     log_level: str = "INFO"
@@ -213,6 +214,11 @@ class Settings(BaseSettings):
     @cached_property
     def mqtt(self) -> MqttEndpoint:
         return MqttEndpoint(self.mqtt_url)
+
+    @property
+    def public_base_url(self) -> str:
+        """Where devices reach this service's API: `public_url`, or the HTTP listener's own address."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -119,7 +119,7 @@ def create_app(
     # Without a service around it (no controller, no signing key): releases and rollouts can be created and
     # read; nothing is sent until a controller runs.
     app.state.rollouts = rollouts or RolloutsContext(
-        catalog=RegistryCatalog(lambda: app.state.database.sessionmaker, settings.public_url),
+        catalog=RegistryCatalog(lambda: app.state.database.sessionmaker, settings.public_base_url),
         compatibility=compatibility_problems,
     )
 

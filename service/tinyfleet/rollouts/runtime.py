@@ -111,7 +111,7 @@ class Rollouts:
     async def __aenter__(self) -> Self:
         s = self.settings
         sessionmaker = self._sessionmaker
-        catalog = RegistryCatalog(lambda: sessionmaker, s.public_url)
+        catalog = RegistryCatalog(lambda: sessionmaker, s.public_base_url)
         self.context = RolloutsContext(catalog=catalog, compatibility=compatibility_problems)
         self.key = signing_key(s)
         self.context.public_key = None if self.key is None else self.key.public_key()
