@@ -55,10 +55,10 @@ class Device(Base):
     mver: Mapped[int | None] = mapped_column(Integer)
     capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     state: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="last decoded state payload")
+    tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     state_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="when the last online state (model, firmware, capabilities) arrived"
     )
-    tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
 
 
 class Event(Base):

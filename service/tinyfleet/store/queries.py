@@ -57,6 +57,7 @@ class DeviceRecord:
     capabilities: dict[str, Any] | None
     state: dict[str, Any] | None
     tags: dict[str, Any]
+    state_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
