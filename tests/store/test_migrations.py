@@ -16,7 +16,7 @@ from tinyfleet.store.models import Base
 
 from .conftest import PATHS
 
-HEAD = "0003_rules_checkpoints"
+HEAD = "0004_fleet_auth"
 
 
 def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:
