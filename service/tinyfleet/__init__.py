@@ -1,2 +1,3 @@
 """tinyfleet: backend for fleets of TinyML devices."""
+
 __version__ = "0.1.0"

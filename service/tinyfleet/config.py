@@ -125,7 +125,25 @@ class Settings(BaseSettings):
         float, Field(gt=0, description="Re-read the devices' site and tags for the rules this often")
     ] = 30.0
 
-    admin_api_key: SecretStr | None = None
+    admin_api_key: Annotated[
+        SecretStr | None,
+        Field(description="An admin API token taken from the environment (required in prod); compared by hash"),
+    ] = None
+
+    # Broker credentials and ACL (tinyfleet.fleet.broker_auth): files the service owns and Mosquitto reads.
+    broker_password_file: Annotated[
+        Path | None, Field(description="Mosquitto password_file the service rewrites (none: not managed)")
+    ] = None
+    broker_acl_file: Annotated[Path | None, Field(description="Mosquitto acl_file the service rewrites")] = None
+    broker_file_group: Annotated[
+        str | None, Field(description="Group given the files (mode 0640), e.g. `mosquitto`, so the broker reads them")
+    ] = None
+    broker_pid_file: Annotated[
+        Path | None, Field(description="Mosquitto's pid_file: SIGHUP goes to that pid after a rewrite")
+    ] = None
+    broker_reload_command: Annotated[
+        str | None, Field(description="Run instead of the SIGHUP, e.g. `systemctl reload mosquitto`")
+    ] = None
     log_level: str = "INFO"
     data_dir: Path = Path(".tinyfleet")
 
