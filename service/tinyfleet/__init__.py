@@ -1,3 +1,2 @@
 """tinyfleet: backend for fleets of TinyML devices."""
-
 __version__ = "0.1.0"

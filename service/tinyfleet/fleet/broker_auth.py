@@ -137,6 +137,23 @@ class BrokerAuth:
             _write_atomically(s.broker_acl_file, render_acl_file(s.topic_prefix, service), s.broker_file_group)
         self.reload()
 
+    async def sync_at_start(self) -> None:
+        """Write the files before the service connects to the broker (whose password file must already hold
+        the service's own user): raises RuntimeError with one clear line when they cannot be written."""
+        if not self.managed:
+            return
+        from tinyfleet.store.db import Database
+
+        try:
+            async with Database(self.settings, pool_size=1, max_overflow=0) as db, db.engine.connect() as conn:
+                count = await self.sync(conn)
+        except BrokerSyncError as exc:
+            raise RuntimeError(exc.message) from exc
+        except sa.exc.DBAPIError as exc:
+            log.warning("broker credentials not written at start (database: %s)", str(exc.orig).strip()[:200])
+            return
+        log.info("broker credentials written at start: %s device(s)", count)
+
     def reload(self) -> None:
         s = self.settings
         if s.broker_reload_command:
