@@ -83,8 +83,8 @@ class Selector(BaseModel):
         """A SQL condition over a JSONB tags column; values are bound parameters, keys too."""
         conds: list[sa.ColumnElement[bool]] = []
         for c in self.all:
-            value = tags.op("->>")(sa.literal(c.key, sa.Text))
-            has = tags.op("?")(sa.literal(c.key, sa.Text)) & value.is_not(None)
+            value = tags.op("->>", return_type=sa.Text)(sa.literal(c.key, sa.Text))
+            has = sa.and_(tags.op("?", return_type=sa.Boolean)(sa.literal(c.key, sa.Text)), value.is_not(None))
             if c.op == "has":
                 conds.append(has)
             elif c.op == "not_has":
