@@ -76,7 +76,8 @@ async def test_invalid_and_revoked_keys_get_401_and_wrong_scope_403(
         assert keys["read"].startswith(read_key["prefix"] + "_")
         assert read_key["last_used_at"] is not None  # it was used above
         r = await c.delete(f"/api/v1/api-keys/{read_key['prefix']}", headers=bearer(keys["admin"]))
-        assert r.status_code == 200 and r.json()["revoked_at"] is not None
+        assert r.status_code == 200
+        assert r.json()["revoked_at"] is not None
         assert (await c.get("/api/v1/devices", headers=bearer(keys["read"]))).status_code == 401
     # only the digest is stored, never the token
     with psycopg.connect(migrated_db) as conn:
@@ -90,7 +91,8 @@ async def test_create_key_over_rest_shows_the_token_once(app: FastAPI, keys: dic
         r = await c.post("/api/v1/api-keys", json={"name": "grafana", "scopes": ["read"]})
         assert r.status_code == 201, r.text
         token = r.json()["token"]
-        assert token.startswith(r.json()["prefix"] + "_") and len(token) > 40
+        assert token.startswith(r.json()["prefix"] + "_")
+        assert len(token) > 40
         assert r.json()["created_by"] == "key:" + str(
             next(k["id"] for k in (await c.get("/api/v1/api-keys")).json()["items"] if k["scopes"] == ["admin"])
         )
@@ -152,3 +154,24 @@ def test_prod_without_admin_key_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="TINYFLEET_ADMIN_API_KEY"):
         api_settings("postgresql://db.example/x", env="prod", mqtt_url="mqtt://svc:pw@broker:1883")
+
+
+async def test_every_mutation_in_the_openapi_document_answers_401_without_a_key(app: FastAPI) -> None:
+    """So a route added later without a scope dependency fails here."""
+    import re
+
+    spec = app.openapi()
+    operations = [
+        (method.upper(), re.sub(r"\{[^}]+\}", "x1", path))
+        for path, item in spec["paths"].items()
+        for method in item
+        if method.upper() not in ("GET", "HEAD")
+    ]
+    assert len(operations) >= 12
+    async with app.router.lifespan_context(app), remote_client(app) as c:
+        for method, path in operations:
+            r = await c.request(method, path, json={})
+            assert r.status_code == 401, (method, path, r.text)
+    protected_gets = [p for p, item in spec["paths"].items() if "get" in item and p.startswith("/api/")]
+    for path in protected_gets:
+        assert "401" in spec["paths"][path]["get"]["responses"], path

@@ -40,10 +40,13 @@ async def test_provision_one_returns_the_password_once_and_stores_its_mosquitto_
     assert body["credentials"]["username"] == "press-07"
     assert len(password) >= 20
     assert body["device"]["tags"] == {"site": "plant-a", "line": 2}
-    assert body["device"]["enabled"] is True and body["device"]["provisioned_at"] is not None
+    assert body["device"]["enabled"] is True
+    assert body["device"]["provisioned_at"] is not None
     assert body["broker_synced"] is None  # no broker files configured in these tests
     ((stored, active),) = _hashes(migrated_db, "press-07")
-    assert active and stored.startswith("$7$101$") and verify_mosquitto_hash(password, stored)
+    assert active
+    assert stored.startswith("$7$101$")
+    assert verify_mosquitto_hash(password, stored)
     assert password not in (await prov.get("/api/v1/devices/press-07")).text
     assert password not in (await prov.get("/api/v1/devices/press-07/credentials")).text
 
@@ -145,7 +148,8 @@ async def test_oversized_csv_gets_413(prov: httpx.AsyncClient) -> None:
 async def test_tags_merge_remove_and_replace(prov: httpx.AsyncClient) -> None:
     await prov.post("/api/v1/devices", json={"id": "d1", "tags": {"site": "a", "line": "1"}})
     r = await prov.patch("/api/v1/devices/d1/tags", json={"tags": {"line": None, "machine": "m1"}})
-    assert r.status_code == 200 and r.json()["tags"] == {"site": "a", "machine": "m1"}
+    assert r.status_code == 200
+    assert r.json()["tags"] == {"site": "a", "machine": "m1"}
     r = await prov.patch("/api/v1/devices/d1/tags", json={"tags": {"x": 1}, "replace": True})
     assert r.json()["tags"] == {"x": 1}
     assert (await prov.patch("/api/v1/devices/nope/tags", json={"tags": {}})).status_code == 404
@@ -160,11 +164,14 @@ async def test_lifecycle_disable_enable_rotate_decommission(prov: httpx.AsyncCli
     assert r.status_code == 200
     second = r.json()["credentials"]["password"]
     (old, old_active), (new, new_active) = _hashes(migrated_db, "d2")
-    assert not old_active and new_active
-    assert verify_mosquitto_hash(first, old) and verify_mosquitto_hash(second, new)
+    assert not old_active
+    assert new_active
+    assert verify_mosquitto_hash(first, old)
+    assert verify_mosquitto_hash(second, new)
     r = await prov.post("/api/v1/devices/d2/decommission")
     assert r.status_code == 200
-    assert r.json()["enabled"] is False and r.json()["decommissioned_at"] is not None
+    assert r.json()["enabled"] is False
+    assert r.json()["decommissioned_at"] is not None
     assert all(not active for _, active in _hashes(migrated_db, "d2"))
     states = [c["state"] for c in (await prov.get("/api/v1/devices/d2/credentials")).json()["items"]]
     assert states == ["rotated", "revoked"]
@@ -180,7 +187,7 @@ async def test_lifecycle_disable_enable_rotate_decommission(prov: httpx.AsyncCli
 async def test_capabilities_from_state_are_shown(prov: httpx.AsyncClient, seed: Seeder) -> None:
     seed.device("cap-1")
     seed.conn.execute(
-        "UPDATE devices SET capabilities = '{\"flash\": 1048576, \"arena\": 65536, \"ops\": [\"CONV_2D\"]}' "
+        'UPDATE devices SET capabilities = \'{"flash": 1048576, "arena": 65536, "ops": ["CONV_2D"]}\' '
         "WHERE id = 'cap-1'"
     )
     body = (await prov.get("/api/v1/devices/cap-1")).json()

@@ -40,8 +40,8 @@ def _count(url: str, sql: str, *args: Any) -> int:
         return int(row[0])
 
 
-async def _eventually(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _eventually(predicate: Callable[[], bool], within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
@@ -77,7 +77,8 @@ async def fleet(make_database: Callable[[], str], tmp_path: Path) -> AsyncIterat
     broker.password_file, broker.acl_file = settings.broker_password_file, settings.broker_acl_file
     with broker:
         async with service:
-            assert service.app is not None and service.ingest is not None
+            assert service.app is not None
+            assert service.ingest is not None
             assert service.ingest.wait_connected(10), "the service could not log in to its own broker"
             await asyncio.sleep(0.2)  # subscriptions acknowledged
             transport = httpx.ASGITransport(app=service.app)
@@ -106,10 +107,12 @@ async def test_broker_enforces_device_credentials_and_acl(fleet: dict[str, Any])
     pw_a = await _provision(api, "dev-a")
     pw_b = await _provision(api, "dev-b")
     # The password file is Mosquitto's `$7$` format and holds the service user and both devices.
-    assert settings.broker_password_file is not None and settings.broker_acl_file is not None
+    assert settings.broker_password_file is not None
+    assert settings.broker_acl_file is not None
     lines = dict(line.split(":", 1) for line in settings.broker_password_file.read_text().splitlines())
     assert set(lines) == {SERVICE_USER, "dev-a", "dev-b"}
-    assert verify_mosquitto_hash(pw_a, lines["dev-a"]) and not verify_mosquitto_hash(pw_b, lines["dev-a"])
+    assert verify_mosquitto_hash(pw_a, lines["dev-a"])
+    assert not verify_mosquitto_hash(pw_b, lines["dev-a"])
     assert "pattern write tf/v1/%u/evt" in settings.broker_acl_file.read_text()
     assert oct(settings.broker_password_file.stat().st_mode & 0o777) == "0o640"
 
@@ -143,7 +146,8 @@ async def test_broker_enforces_device_credentials_and_acl(fleet: dict[str, Any])
     try:
         r = await api.post("/api/v1/devices/dev-b/disable")
         assert r.status_code == 200, r.text
-        assert r.json()["enabled"] is False and r.json()["broker_synced"] is True
+        assert r.json()["enabled"] is False
+        assert r.json()["broker_synced"] is True
         assert await asyncio.to_thread(dev_b.disconnected.wait, 10), "the broker kept a disabled device connected"
     finally:
         dev_b.close()
@@ -152,7 +156,8 @@ async def test_broker_enforces_device_credentials_and_acl(fleet: dict[str, Any])
 
     # Enabled again: accepted again, which only a reload of the rewritten file can do.
     r = await api.post("/api/v1/devices/dev-b/enable")
-    assert r.status_code == 200 and r.json()["enabled"] is True
+    assert r.status_code == 200
+    assert r.json()["enabled"] is True
     assert connack_of(host, port, "dev-b", pw_b) == 0
 
     # Rotation: the old password stops working, the new one works.
@@ -167,7 +172,8 @@ async def test_broker_enforces_device_credentials_and_acl(fleet: dict[str, Any])
 
     # Decommissioned: refused for good, its events kept, its credentials revoked.
     r = await api.post("/api/v1/devices/dev-a/decommission")
-    assert r.status_code == 200 and r.json()["decommissioned_at"] is not None
+    assert r.status_code == 200
+    assert r.json()["decommissioned_at"] is not None
     assert connack_of(host, port, "dev-a", pw_a) == NOT_AUTHORIZED
     assert _count(url, "SELECT count(*) FROM events WHERE device_id = 'dev-a'") == 2
     assert _count(url, "SELECT count(*) FROM device_credentials WHERE device_id = 'dev-a' AND revoked_at IS NULL") == 0

@@ -25,7 +25,7 @@ class DeviceCreate(BaseModel):
     tags: dict[str, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS, description="e.g. site, line")
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"id": "press-07", "tags": _TAGS_EXAMPLE}]}
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"id": "press-07", "tags": _TAGS_EXAMPLE}]}
     )
 
 
@@ -96,7 +96,7 @@ class DeviceTagsUpdate(BaseModel):
     replace: bool = Field(default=False, description="Replace all tags instead of merging")
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"tags": {"line": "3", "machine": None}}]}
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"tags": {"line": "3", "machine": None}}]}
     )
 
 
@@ -136,6 +136,7 @@ class CohortCreate(CohortBase):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"name": "plant-a-canary", "query": "site=plant-a AND line in (1,2)", "description": None}]
         },
@@ -143,7 +144,7 @@ class CohortCreate(CohortBase):
 
 
 class CohortUpdate(CohortBase):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "site=plant-a"}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"query": "site=plant-a"}]})
 
 
 class CohortPublic(CohortBase):
@@ -185,6 +186,7 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"name": "line-2 provisioning", "scopes": ["device-provisioning"]}]},
     )
 

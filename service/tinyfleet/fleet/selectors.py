@@ -12,10 +12,10 @@ also matches a tag dict in Python (both give the same answer, which the tests ch
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tinyfleet.fleet.errors import InvalidSelector
 
@@ -42,6 +42,13 @@ class Clause(BaseModel):
     op: Op
     values: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
 
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> Self:
+        wanted = {"eq": (1, 1), "ne": (1, 1), "has": (0, 0), "not_has": (0, 0)}.get(self.op, (1, MAX_VALUES))
+        if not wanted[0] <= len(self.values) <= wanted[1]:
+            raise ValueError(f"operator {self.op} takes {wanted[0]}..{wanted[1]} values, got {len(self.values)}")
+        return self
+
 
 class Selector(BaseModel):
     """All clauses must hold (an empty selector matches every device)."""
@@ -67,14 +74,18 @@ class Selector(BaseModel):
         for c in self.all:
             present = c.key in tags and tags[c.key] is not None
             value = _as_text(tags.get(c.key)) if present else None
-            ok = {
-                "has": present,
-                "not_has": not present,
-                "eq": present and value == c.values[0],
-                "ne": not present or value != c.values[0],
-                "in": present and value in c.values,
-                "not_in": not present or value not in c.values,
-            }[c.op]
+            if c.op == "has":
+                ok = present
+            elif c.op == "not_has":
+                ok = not present
+            elif c.op == "eq":
+                ok = present and value == c.values[0]
+            elif c.op == "ne":
+                ok = not present or value != c.values[0]
+            elif c.op == "in":
+                ok = present and value in c.values
+            else:
+                ok = not present or value not in c.values
             if not ok:
                 return False
         return True
@@ -185,15 +196,18 @@ def parse_selector(query: str) -> Selector:
         i += 1
         return values
 
+    def clause_ends(offset: int) -> bool:
+        return peek(offset) is None or is_word(peek(offset), "and")
+
     clauses: list[Clause] = []
     if not toks:
         return Selector()
     while True:
-        # `has` / `not has` are keywords only when a tag name follows (a tag may itself be called "has").
-        if is_word(peek(), "has") and _is_word_tok(peek(1)):
+        # `has K` / `not has K` are clauses only when K ends the clause: a tag may itself be called "has".
+        if is_word(peek(), "has") and _is_word_tok(peek(1)) and clause_ends(2):
             i += 1
             clauses.append(Clause(key=take_key(), op="has"))
-        elif is_word(peek(), "not") and is_word(peek(1), "has") and _is_word_tok(peek(2)):
+        elif is_word(peek(), "not") and is_word(peek(1), "has") and _is_word_tok(peek(2)) and clause_ends(3):
             i += 2
             clauses.append(Clause(key=take_key(), op="not_has"))
         else:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tinyfleet.api.audit import note
 from tinyfleet.api.auth import ProvisioningScope, ReadScope, WriteScope
@@ -260,7 +261,21 @@ async def update_device_tags(
     return await _changed(request, session, device, sync=False)
 
 
-@router.get("/{device_id:path}", summary="One device", responses=_NOT_FOUND)
+#: Sub-resources that only other methods serve: a GET of them must be 405, not "device 'x/enable' not found".
+_OTHER_METHOD_SUFFIXES = ("/enable", "/disable", "/decommission", "/credentials/rotate", "/tags")
+
+
+def _not_another_methods_resource(request: Request) -> None:
+    if str(request.path_params.get("device_id", "")).endswith(_OTHER_METHOD_SUFFIXES):
+        raise StarletteHTTPException(status_code=405, detail="Method Not Allowed")
+
+
+@router.get(
+    "/{device_id:path}",
+    summary="One device",
+    responses=_NOT_FOUND,
+    dependencies=[Depends(_not_another_methods_resource)],
+)
 async def get_device(session: SessionDep, _principal: ReadScope, device_id: DeviceIdDep) -> DevicePublic:
     device = await queries.get_device(session, device_id)
     if device is None:
