@@ -14,12 +14,15 @@ from tinyfleet.wire import Event, encode_event
 
 
 class DeviceClient:
-    """A device over MQTT 5 with its own credentials: `connect()` returns the CONNACK reason code (0 = accepted),
-    `publish()` the PUBACK reason code (135 = not authorized)."""
+    """A device over MQTT 5 (or 3.1.1) with its own credentials: `connect()` returns the CONNACK reason code
+    (0 = accepted), `publish()` the PUBACK reason code (135 = not authorized; always 0 in MQTT 3.1.1, whose
+    PUBACK has no reason code)."""
 
-    def __init__(self, host: str, port: int, username: str, password: str | None) -> None:
+    def __init__(self, host: str, port: int, username: str, password: str | None, *, protocol: int = 5) -> None:
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{username}-{secrets.token_hex(3)}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{username}-{secrets.token_hex(3)}",
+            protocol=mqtt.MQTTv5 if protocol == 5 else mqtt.MQTTv311,
         )
         self.client.username_pw_set(username, password)
         self.host, self.port = host, port

@@ -129,7 +129,14 @@ async def test_broker_enforces_device_credentials_and_acl(fleet: dict[str, Any])
         assert dev_a.publish("tf/v1/dev-b/evt", event_payload(2)) == NOT_AUTHORIZED
         # A device may not overwrite its own OTA manifest either (read-only for it).
         assert dev_a.publish("tf/v1/dev-a/ota", b"\xa0") == NOT_AUTHORIZED
-        assert dev_a.publish("tf/v1/dev-a/evt", event_payload(3)) == 0  # a marker published after the refusal
+        # MQTT 3.1.1 has no way to say no: the broker acknowledges and drops the message.
+        legacy = DeviceClient(host, port, "dev-a", pw_a, protocol=4)
+        assert legacy.connect() == 0
+        try:
+            assert legacy.publish("tf/v1/dev-b/evt", event_payload(7)) == 0
+        finally:
+            legacy.close()
+        assert dev_a.publish("tf/v1/dev-a/evt", event_payload(3)) == 0  # a marker published after the refusals
         await _eventually(lambda: _count(url, "SELECT count(*) FROM events WHERE device_id = 'dev-a'") == 2)
         assert _count(url, "SELECT count(*) FROM events WHERE device_id = 'dev-b'") == 0
         assert _count(url, "SELECT count(*) FROM dead_letters") == 0

@@ -26,6 +26,7 @@ from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, root
 from tinyfleet.api.routes import api_keys as api_keys_routes
 from tinyfleet.api.routes import audit as audit_routes
+from tinyfleet.api.routes import broker as broker_routes
 from tinyfleet.api.routes import cohorts as cohorts_routes
 from tinyfleet.api.routes import rules as rules_routes
 from tinyfleet.api.schemas import ErrorResponse
@@ -53,6 +54,7 @@ TAGS: list[dict[str, Any]] = [
     {"name": "cohorts", "description": "Saved tag selectors (`site=plant-a AND line in (1,2)`) and their devices."},
     {"name": "api-keys", "description": "API keys and their scopes (admin). Tokens are shown once."},
     {"name": "audit", "description": "Who changed what, when (admin)."},
+    {"name": "broker", "description": "HTTP auth for EMQX / mosquitto-go-auth (instead of the password file)."},
 ]
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -129,4 +131,5 @@ def create_app(
     app.include_router(cohorts_routes.router, responses=_PROTECTED_RESPONSES)
     app.include_router(api_keys_routes.router, responses=_PROTECTED_RESPONSES)
     app.include_router(audit_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(broker_routes.router, responses=_PROTECTED_RESPONSES)
     return app

@@ -20,6 +20,8 @@ from tinyfleet.store.db import Database
 log = logging.getLogger(__name__)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: POSTs that change nothing: the broker's per-CONNECT auth checks (an audit row each would flood the table).
+UNAUDITED_PREFIXES = ("/api/v1/broker/",)
 
 
 def note(request: Request, **summary: Any) -> None:
@@ -34,7 +36,11 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method", "GET") in READ_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope.get("method", "GET") in READ_METHODS
+            or str(scope.get("path", "")).startswith(UNAUDITED_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         holder: dict[str, Any] = {}
