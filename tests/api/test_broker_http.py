@@ -55,6 +55,13 @@ async def test_login_and_acl_follow_the_device_state(api: httpx.AsyncClient, mig
     assert not await _acl(api, "press-07", "tf/v1/+/evt", "subscribe")
     assert not await _acl(api, "press-07", "tf/v1/press-07/evt", "subscribe")
     assert await _acl(api, "svc", "anything/#", "subscribe")
+    # mosquitto-go-auth's `acc` form: 2 write, 4 subscribe, 1 read
+    for acc, topic, allowed in [(2, "tf/v1/press-07/evt", True), (2, "tf/v1/x/evt", False),
+                                (4, "tf/v1/press-07/cmd", True), (1, "tf/v1/press-07/evt", False)]:  # fmt: skip
+        r = await api.post("/api/v1/broker/acl", json={"username": "press-07", "topic": topic, "acc": acc})
+        assert r.json()["ok"] is allowed, (acc, topic)
+    both = {"username": "a", "topic": "t", "acc": 2, "action": "publish"}
+    assert (await api.post("/api/v1/broker/acl", json=both)).status_code == 422
 
     await api.post("/api/v1/devices/press-07/disable")
     assert (await _login(api, "press-07", password))["result"] == "deny"

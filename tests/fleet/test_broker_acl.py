@@ -26,6 +26,7 @@ from tinyfleet.app import Service
 from tinyfleet.config import Settings
 from tinyfleet.fleet.passwords import verify_mosquitto_hash
 from tinyfleet.store.migrate import upgrade
+from tinyfleet.wire import Caps, DeviceState, encode_state
 
 ADMIN_KEY = "tfk_admin_" + secrets.token_urlsafe(24)
 SERVICE_USER = "tinyfleet-service"
@@ -124,6 +125,27 @@ async def test_broker_enforces_device_credentials_and_acl(fleet: dict[str, Any])
     try:
         assert dev_a.publish("tf/v1/dev-a/evt", event_payload(1)) == 0
         await _eventually(lambda: _count(url, "SELECT count(*) FROM events WHERE device_id = 'dev-a'") == 1)
+        # Its retained `state` reports what it can run: the API shows it as the device's capabilities.
+        caps = Caps(flash=1_048_576, ram=262_144, arena=65_536, ops=["CONV_2D", "SOFTMAX"])
+        state = encode_state(DeviceState(online=True, boot=1, fw="1.4.2", model="vib-cls", mver=4, caps=caps))
+        assert dev_a.publish("tf/v1/dev-a/state", state) == 0
+
+        async def caps_shown() -> bool:
+            body = (await api.get("/api/v1/devices/dev-a")).json()
+            return body["capabilities"] is not None and body["firmware"] == "1.4.2"
+
+        for _ in range(200):
+            if await caps_shown():
+                break
+            await asyncio.sleep(0.05)
+        device = (await api.get("/api/v1/devices/dev-a")).json()
+        assert device["capabilities"] == {
+            "flash": 1_048_576,
+            "ram": 262_144,
+            "arena": 65_536,
+            "ops": ["CONV_2D", "SOFTMAX"],
+        }
+        assert device["online"] is True
 
         # Under another device's id: refused by the broker with PUBACK 135, and nothing reaches the database.
         assert dev_a.publish("tf/v1/dev-b/evt", event_payload(2)) == NOT_AUTHORIZED

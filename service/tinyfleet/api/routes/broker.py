@@ -7,10 +7,10 @@ template). Every answer is 200 with a JSON verdict that both brokers read: EMQX 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tinyfleet.api.auth import ProvisioningScope
 from tinyfleet.api.deps import SessionDep, SettingsDep
@@ -33,8 +33,23 @@ class BrokerLogin(BaseModel):
 class BrokerAccess(BaseModel):
     username: str = Field(max_length=256)
     topic: str = Field(max_length=65535)
-    action: Literal["publish", "subscribe"]
+    action: Literal["publish", "subscribe"] | None = Field(default=None, description="EMQX's form")
+    acc: Literal[1, 2, 4] | None = Field(
+        default=None, description="mosquitto-go-auth's form: 1 read, 2 write (publish), 4 subscribe"
+    )
     clientid: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Self:
+        if (self.action is None) == (self.acc is None):
+            raise ValueError("give exactly one of `action` (publish/subscribe) or `acc` (1, 2, 4)")
+        return self
+
+    @property
+    def wanted(self) -> broker_http.Action:
+        if self.action is not None:
+            return self.action
+        return "publish" if self.acc == 2 else "subscribe"  # read (1) is checked like subscribe
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"username": "press-07", "topic": "tf/v1/press-07/evt", "action": "publish"}]}
@@ -72,4 +87,4 @@ async def broker_auth(
 async def broker_acl(
     session: SessionDep, settings: SettingsDep, _principal: ProvisioningScope, body: BrokerAccess
 ) -> BrokerVerdict:
-    return BrokerVerdict.of(await broker_http.check_acl(session, settings, body.username, body.topic, body.action))
+    return BrokerVerdict.of(await broker_http.check_acl(session, settings, body.username, body.topic, body.wanted))
