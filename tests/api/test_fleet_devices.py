@@ -192,3 +192,15 @@ async def test_capabilities_from_state_are_shown(prov: httpx.AsyncClient, seed: 
     )
     body = (await prov.get("/api/v1/devices/cap-1")).json()
     assert body["capabilities"] == {"flash": 1048576, "arena": 65536, "ops": ["CONV_2D"]}
+
+
+async def test_concurrent_provisioning_of_one_id_gives_one_device_and_no_5xx(
+    prov: httpx.AsyncClient, migrated_db: str
+) -> None:
+    import asyncio
+
+    answers = await asyncio.gather(*[prov.post("/api/v1/devices", json={"id": "race-1"}) for _ in range(6)])
+    codes = sorted(r.status_code for r in answers)
+    assert codes.count(201) == 1
+    assert set(codes) <= {201, 409}
+    assert len(_hashes(migrated_db, "race-1")) == 1

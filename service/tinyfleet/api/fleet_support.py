@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 
 from tinyfleet.api.errors import error_body
 from tinyfleet.fleet import errors as fe
@@ -36,8 +37,18 @@ async def _fleet_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=400, content=error_body("fleet_error", exc.message, exc.details))
 
 
+async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Two requests provisioning the same id (or saving the same cohort) at once: the database's unique
+    # constraints keep one; the other is told to look again rather than getting a 500.
+    log.info("unique constraint refused a concurrent change: %s", str(getattr(exc, "orig", exc)).strip()[:200])
+    return JSONResponse(
+        status_code=409, content=error_body("conflict", "a concurrent request made the same change; read and retry")
+    )
+
+
 def install_fleet_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(fe.FleetError, _fleet_error)
+    app.add_exception_handler(sa_exc.IntegrityError, _integrity_error)
 
 
 async def sync_broker(request: Request) -> bool | None:
