@@ -51,6 +51,7 @@ from tinyfleet.store.migrate import upgrade  # noqa: E402
 from tinyfleet_device.manifest import DeviceCapabilities, raw_public_key  # noqa: E402
 from tinyfleet_device.ota_sim import OtaFleet, SimDevice  # noqa: E402
 
+ADMIN_KEY = "bench-rollout-admin-key-0123456789"
 PG_ADMIN_URL = os.environ.get("TINYFLEET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -105,7 +106,7 @@ async def run(args: argparse.Namespace, work: Path, db: str, broker_port: int) -
         database_url=db, mqtt_url=f"mqtt://127.0.0.1:{broker_port}", topic_prefix="bench/v1",
         mqtt_client_id=f"bench-rollout-{os.getpid()}", http_port=port, public_url=f"http://127.0.0.1:{port}",
         data_dir=work / "data", ota_signing_key_file=work / "ota.pem", rollouts_interval_s=0.5,
-        rules_dir=work, log_level="WARNING",
+        rules_dir=work, log_level="WARNING", admin_api_key=ADMIN_KEY,
     )  # fmt: skip
     v1 = KWS.read_bytes()
     v2 = patch_output_bias(v1, label=0, delta=1)
@@ -117,7 +118,8 @@ async def run(args: argparse.Namespace, work: Path, db: str, broker_port: int) -
         started = asyncio.Event()
         serving = asyncio.create_task(service.serve(stop, started=started.set))
         await asyncio.wait_for(started.wait(), 30)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as api:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, headers=headers) as api:
             for version, data in ((1, v1), (2, v2), (3, v3)):
                 r = await api.put(f"/api/v1/models/kws/versions/{version}", content=data, params={"labels": KWS_LABELS})
                 r.raise_for_status()

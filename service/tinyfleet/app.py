@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from tinyfleet.actions import OutboxWorker
 from tinyfleet.api.app import api_database, create_app
 from tinyfleet.config import Settings
+from tinyfleet.fleet.broker_auth import BrokerAuth
 from tinyfleet.ingest.metrics import IngestMetrics
 from tinyfleet.ingest.service import IngestService
 from tinyfleet.rollouts.runtime import Rollouts
@@ -95,6 +96,9 @@ class Service:
     async def __aenter__(self) -> Self:
         stack = self._stack
         try:
+            if self.enable_http:
+                # The process that serves the API owns the broker's password/ACL files (when configured).
+                await BrokerAuth(self.settings).sync_at_start()
             if self.enable_http or self.enable_maintenance:
                 self.database = await stack.enter_async_context(api_database(self.settings))
             if self.enable_ingest:

@@ -366,3 +366,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # Ctrl-C outside the graceful handlers (e.g. during start-up)
         sys.exit(130)
+
+
+# Fleet management (tinyfleet.fleet.cli); imported last because its commands use get_settings() from here.
+from tinyfleet.fleet.cli import api_keys_app, devices_app  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
+app.add_typer(api_keys_app, name="api-keys")

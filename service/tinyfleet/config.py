@@ -144,8 +144,6 @@ class Settings(BaseSettings):
     ] = 16 * 1024 * 1024
     models_arena_timeout_s: Annotated[float, Field(gt=0, description="Time limit of one arena measurement")] = 60.0
 
-    admin_api_key: SecretStr | None = None
-
     # Rollouts (tinyfleet.rollouts)
     public_url: Annotated[
         str | None,
@@ -153,6 +151,26 @@ class Settings(BaseSettings):
     ] = None
     rollouts_enabled: Annotated[bool, Field(description="Run the rollout controller in this service")] = True
     rollouts_interval_s: Annotated[float, Field(gt=0, description="How often each active rollout is stepped")] = 5.0
+
+    admin_api_key: Annotated[
+        SecretStr | None,
+        Field(description="An admin API token taken from the environment (required in prod); compared by hash"),
+    ] = None
+
+    # Broker credentials and ACL (tinyfleet.fleet.broker_auth): files the service owns and Mosquitto reads.
+    broker_password_file: Annotated[
+        Path | None, Field(description="Mosquitto password_file the service rewrites (none: not managed)")
+    ] = None
+    broker_acl_file: Annotated[Path | None, Field(description="Mosquitto acl_file the service rewrites")] = None
+    broker_file_group: Annotated[
+        str | None, Field(description="Group given the files (mode 0640), e.g. `mosquitto`, so the broker reads them")
+    ] = None
+    broker_pid_file: Annotated[
+        Path | None, Field(description="Mosquitto's pid_file: SIGHUP goes to that pid after a rewrite")
+    ] = None
+    broker_reload_command: Annotated[
+        str | None, Field(description="Run instead of the SIGHUP, e.g. `systemctl reload mosquitto`")
+    ] = None
     log_level: str = "INFO"
 
     ota_signing_key: Annotated[

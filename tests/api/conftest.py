@@ -135,3 +135,28 @@ def make_client() -> Callable[[FastAPI], Any]:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+# ------------------------------------------------------------------------------------------- API keys
+def make_api_key(url: str, *scopes: str, name: str = "test") -> str:
+    """A real key in the api_keys table (as `tinyfleet api-keys create` makes it); returns the token."""
+    import asyncio
+
+    from tinyfleet.fleet.api_keys import create_key
+    from tinyfleet.store.db import Database
+
+    async def create() -> str:
+        async with Database(url, pool_size=1, max_overflow=0) as db, db.session() as session:
+            return (await create_key(session, name, scopes, created_by="test")).token
+
+    return asyncio.run(create())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def keys(migrated_db: str) -> dict[str, str]:
+    """One token per scope: read, write, admin, device-provisioning."""
+    return {s: make_api_key(migrated_db, s, name=f"{s} key") for s in ("read", "write", "admin", "device-provisioning")}

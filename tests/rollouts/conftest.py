@@ -26,6 +26,7 @@ from tinyfleet_device.ota_sim import OtaFleet, SimDevice
 
 SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
 KWS = SHARED_MODELS / "kws_ref_model.tflite"
+ADMIN_KEY = "rollout-tests-admin-key-0123456789"
 KWS_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
 
 
@@ -90,6 +91,7 @@ async def fleet_env(migrated_db: str, prefix: str, tmp_path: Path) -> AsyncItera
     settings = make_settings(
         migrated_db, prefix, http_port=port, public_url=f"http://127.0.0.1:{port}", data_dir=tmp_path / "data",
         ota_signing_key_file=key_file, rollouts_interval_s=0.2, rules_dir=tmp_path / "no-rules",
+        admin_api_key=ADMIN_KEY,
     )  # fmt: skip
     (tmp_path / "no-rules").mkdir()
     async with Service(settings, rules=False) as service:
@@ -100,7 +102,8 @@ async def fleet_env(migrated_db: str, prefix: str, tmp_path: Path) -> AsyncItera
         assert service.ingest is not None
         assert await asyncio.to_thread(service.ingest.wait_connected, 10)
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=60) as api:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as api:
             env = FleetEnv(settings, service, api, base, raw_public_key(key.public_key()), KWS.read_bytes())
             await env.push(1, env.v1)
             try:

@@ -55,8 +55,10 @@ async def test_operators_pause_resume_and_abort_and_every_step_is_recorded(fleet
         assert r.json()["state"] == "aborted"
         assert r.json()["totals"].get("pending", 0) == 0
         assert (await api.post(f"/api/v1/rollouts/{ro['id']}/resume")).status_code == 409
-        ops = [(d["action"], d["actor"]) for d in await decisions(env, ro["id"]) if d["actor"] == "api"]
-        assert ops == [("start", "api"), ("pause", "api"), ("resume", "api"), ("abort", "api")]
+        # who did it: the API key of the request (here the configured admin key)
+        ops = [(d["action"], d["actor"]) for d in await decisions(env, ro["id"]) if d["actor"] != "controller"]
+        assert ops == [("start", "admin-env"), ("pause", "admin-env"), ("resume", "admin-env"), ("abort", "admin-env")]
+        assert (await env.api.get(f"/api/v1/releases/{ro['release_id']}")).json()["created_by"] == "admin-env"
         # a new rollout of the same release may start once the old one is over
         assert (await api.post(f"/api/v1/releases/{ro['release_id']}/rollouts")).status_code == 201
 
@@ -111,3 +113,29 @@ async def test_a_device_that_cannot_run_the_version_is_skipped_with_the_reason(f
 
 async def _state_is(env: FleetEnv, rollout_id: int, state: str) -> bool:
     return (await rollout(env, rollout_id))["state"] == state
+
+
+async def test_a_device_downloads_its_artifact_with_its_own_credentials_and_nothing_else_works(
+    fleet_env: FleetEnv,
+) -> None:
+    import httpx
+
+    env = fleet_env
+    r = await env.api.post("/api/v1/devices", json={"id": "press-07", "tags": {"site": "plant-a"}})
+    assert r.status_code == 201, r.text
+    password = r.json()["credentials"]["password"]
+    url = f"{env.base_url}/api/v1/models/kws/versions/1/artifact"
+    # not from localhost-in-dev-mode: the service sees the client address, so present credentials explicitly
+    async with httpx.AsyncClient(timeout=30) as device:
+        ok = await device.get(url, auth=("press-07", password), headers={"Range": "bytes=0-99"})
+        assert ok.status_code == 206
+        assert ok.content == env.v1[:100]
+        wrong = await device.get(url, auth=("press-07", "not-the-password"))
+        assert wrong.status_code == 401
+        assert "device credentials refused" in wrong.json()["error"]["message"]
+        other = await device.get(url, auth=("press-99", password))
+        assert other.status_code == 401
+    r = await env.api.post("/api/v1/devices/press-07/disable")
+    assert r.status_code == 200, r.text
+    async with httpx.AsyncClient(timeout=30) as device:
+        assert (await device.get(url, auth=("press-07", password))).status_code == 401

@@ -15,6 +15,8 @@ from tests.rules_e2e.conftest import rule_file
 from tinyfleet.app import Service
 from tinyfleet.wire import Event, encode_event
 
+ADMIN_KEY = "tfk_rules_e2e_admin_key_0123456789"
+
 
 def fault(seq: int, *, label: int = 1, score: float = 0.93) -> bytes:
     return encode_event(Event(seq=seq, boot=1, model="vib-cls", mver=1, kind=0, label=label, score=score, lat=900))
@@ -34,6 +36,7 @@ async def test_mqtt_events_open_an_alert_deliver_a_signed_webhook_and_the_api_ma
         prefix,
         rules_dir=rules_dir,
         webhook_secret=SECRET,
+        admin_api_key=ADMIN_KEY,
         actions_poll_interval_s=0.05,
         actions_backoff_base_s=0.05,
         actions_backoff_cap_s=0.2,
@@ -44,7 +47,9 @@ async def test_mqtt_events_open_an_alert_deliver_a_signed_webhook_and_the_api_ma
         assert await asyncio.to_thread(service.ingest.wait_connected, 10)
         await asyncio.sleep(0.3)  # subscriptions acknowledged
         transport = httpx.ASGITransport(app=service.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as api:
             # two faults, a normal one and a low-score fault on pump-1, three faults on pump-2 → one alert (pump-2)
             for payload in [fault(0), fault(1), fault(2, label=0), fault(3, score=0.5)]:
                 publisher.publish(f"{prefix}/pump-1/evt", payload)
@@ -73,6 +78,9 @@ async def test_mqtt_events_open_an_alert_deliver_a_signed_webhook_and_the_api_ma
             assert rules["running"] is True
             assert rules["rules"][0]["last_firing"]["alert_id"] == alert["id"]
 
+            # mutations need a key with the write scope, even from localhost in dev mode
+            r = await api.post(f"/api/v1/alerts/{alert['id']}/ack", headers={"Authorization": ""})
+            assert r.status_code == 401
             r = await api.post(f"/api/v1/alerts/{alert['id']}/ack", params={"by": "shift-lead"})
             assert r.status_code == 200, r.text
             assert (r.json()["state"], r.json()["acknowledged_by"]) == ("acknowledged", "shift-lead")

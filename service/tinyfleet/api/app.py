@@ -18,14 +18,22 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 import tinyfleet
+from tinyfleet.api.audit import AuditMiddleware
+from tinyfleet.api.auth import AUTH_RESPONSES
 from tinyfleet.api.errors import install_error_handlers
+from tinyfleet.api.fleet_support import install_fleet_error_handlers
 from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, root
+from tinyfleet.api.routes import api_keys as api_keys_routes
+from tinyfleet.api.routes import audit as audit_routes
+from tinyfleet.api.routes import broker as broker_routes
+from tinyfleet.api.routes import cohorts as cohorts_routes
 from tinyfleet.api.routes import models as models_routes
 from tinyfleet.api.routes import rollouts as rollouts_routes
 from tinyfleet.api.routes import rules as rules_routes
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.config import Settings
+from tinyfleet.fleet.broker_auth import BrokerAuth
 from tinyfleet.ingest.service import IngestService
 from tinyfleet.rollouts.context import RolloutsContext
 from tinyfleet.rollouts.runtime import RegistryCatalog, compatibility_problems
@@ -57,12 +65,18 @@ TAGS: list[dict[str, Any]] = [
         "with a device, resumable downloads (docs/models.md).",
     },
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "cohorts", "description": "Saved tag selectors (`site=plant-a AND line in (1,2)`) and their devices."},
+    {"name": "api-keys", "description": "API keys and their scopes (admin). Tokens are shown once."},
+    {"name": "audit", "description": "Who changed what, when (admin)."},
+    {"name": "broker", "description": "HTTP auth for EMQX / mosquitto-go-auth (instead of the password file)."},
 ]
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid parameter"},
     503: {"model": ErrorResponse, "description": "Database unavailable"},
 }
+#: Every route behind an API key (all but health, metrics and the home page) documents 401 and 403.
+_PROTECTED_RESPONSES: dict[int | str, dict[str, Any]] = {**_ERROR_RESPONSES, **AUTH_RESPONSES}
 
 
 def api_database(settings: Settings) -> Database:
@@ -122,17 +136,24 @@ def create_app(
         catalog=RegistryCatalog(lambda: app.state.database.sessionmaker, settings.public_base_url),
         compatibility=compatibility_problems,
     )
+    app.state.broker_auth = BrokerAuth(settings)
 
     install_error_handlers(app)
+    install_fleet_error_handlers(app)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.include_router(root.router)
     app.include_router(health.router)
     # Before devices: its `/devices/{device_id:path}` would take `/devices/{id}/ota-reports` for an id.
-    app.include_router(rollouts_routes.router, responses=_ERROR_RESPONSES)
-    app.include_router(devices.router, responses=_ERROR_RESPONSES)
-    app.include_router(events.router, responses=_ERROR_RESPONSES)
-    app.include_router(dead_letters.router, responses=_ERROR_RESPONSES)
-    app.include_router(alerts.router, responses=_ERROR_RESPONSES)
-    app.include_router(rules_routes.router)
-    app.include_router(models_routes.router, responses=_ERROR_RESPONSES)
+    app.include_router(rollouts_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(devices.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(events.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(dead_letters.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(alerts.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(rules_routes.router, responses=AUTH_RESPONSES)
+    app.include_router(cohorts_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(api_keys_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(audit_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(broker_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(models_routes.router, responses=_PROTECTED_RESPONSES)
     return app

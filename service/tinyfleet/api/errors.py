@@ -8,6 +8,7 @@ with a 500 of the same shape (never a stack trace).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import psycopg
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from tinyfleet.registry import errors as registry_errors
 from tinyfleet.store.queries import InvalidCursor
@@ -31,12 +33,15 @@ class ApiError(Exception):
     status_code: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
+        self.headers = headers
 
 
 class NotFoundError(ApiError):
@@ -73,7 +78,7 @@ def _json(
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _json(exc.status_code, exc.code, exc.message, exc.details)
+    return _json(exc.status_code, exc.code, exc.message, exc.details, headers=exc.headers)
 
 
 async def _invalid_cursor(_request: Request, exc: Exception) -> JSONResponse:
@@ -103,11 +108,42 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return _json(422, "validation_error", message, details)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method any route of this path takes (Starlette's own `Allow` names only the first such route's)."""
+    # Of the routes whose template matches, the most specific (most literal characters) are the resource:
+    # `POST /devices/{id:path}/enable` rather than `GET /devices/{id:path}`, which matches any longer path too.
+    best = -1
+    methods: set[str] = set()
+    probe = {**request.scope, "method": "\x00"}
+    pending: list[Any] = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        inner = getattr(route, "original_router", None)  # FastAPI's included routers hold the routes
+        if inner is not None:
+            pending.extend(inner.routes)
+            continue
+        match, _child = route.matches(probe)
+        if match is Match.NONE:
+            continue
+        literal = len(re.sub(r"\{[^}]*\}", "", str(getattr(route, "path", ""))))
+        if literal > best:
+            best, methods = literal, set()
+        if literal == best:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods)) or None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
-    return _json(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+    if exc.status_code == 400 and str(exc.detail).startswith("There was an error parsing the body"):
+        # FastAPI's answer to a body that is not JSON: a validation error like any other (documented 422).
+        return _json(422, "invalid_body", "the request body is not valid JSON")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405 and (allow := _allowed_methods(request)) is not None:
+        headers["Allow"] = allow
+    return _json(exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

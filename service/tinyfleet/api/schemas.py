@@ -24,6 +24,9 @@ _DEVICE_EXAMPLE: dict[str, Any] = {
     "last_boot": 3,
     "capabilities": {"flash": 1048576, "ram": 262144, "arena": 65536, "ops": ["CONV_2D", "SOFTMAX"]},
     "tags": {},
+    "enabled": True,
+    "provisioned_at": "2026-11-24T09:30:00Z",
+    "decommissioned_at": None,
 }
 
 _EVENT_EXAMPLE: dict[str, Any] = {
@@ -116,8 +119,13 @@ class DevicePublic(DeviceBase):
     last_seen: datetime | None = None
     online_changed_at: datetime | None = None
     last_boot: int | None = None
-    capabilities: dict[str, Any] | None = None
+    capabilities: dict[str, Any] | None = Field(
+        default=None, description="As reported in the device's retained `state` (flash, ram, arena, ops, ...)"
+    )
     tags: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = Field(default=True, description="A disabled device cannot connect to the broker")
+    provisioned_at: datetime | None = Field(default=None, description="When it got its MQTT credentials")
+    decommissioned_at: datetime | None = Field(default=None, description="Retired: credentials revoked")
 
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_DEVICE_EXAMPLE]})
 

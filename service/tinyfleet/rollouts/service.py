@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tinyfleet.fleet.cohorts import device_condition, get_cohort, selector_of
+from tinyfleet.fleet.errors import FleetError
+from tinyfleet.fleet.selectors import parse_selector
 from tinyfleet.rollouts.controller import record_decision
 from tinyfleet.rollouts.plan import RolloutPlan, assign_waves
 from tinyfleet.rollouts.ports import ArtifactCatalog, ReleaseConflict, ReleaseNotFound, RolloutError
@@ -24,24 +27,41 @@ CohortResolver = Callable[[AsyncSession, dict[str, Any]], Awaitable[list[str]]]
 
 
 class CohortSelector(BaseModel):
-    """Which devices a release is for: any of a list of ids, all devices with these tags, or both (AND).
-    An empty selector means every enabled device."""
+    """Which devices a release is for. The parts given must all hold (AND); an empty selector means every
+    device. Disabled and decommissioned devices are never part of a cohort."""
 
     model_config = ConfigDict(extra="forbid")
 
-    devices: list[str] | None = Field(default=None, description="Device ids", examples=[["pump-0001"]])
+    cohort: str | None = Field(default=None, description="A saved cohort (`/api/v1/cohorts`) by name",
+                               examples=["plant-a-presses"])  # fmt: skip
+    query: str | None = Field(default=None, max_length=4096, description="A tag selector (docs/devices.md)",
+                              examples=["site=plant-a AND line in (1,2)"])  # fmt: skip
     tags: dict[str, str] | None = Field(
         default=None, description="Tags every device must have", examples=[{"site": "plant-a"}]
     )
+    devices: list[str] | None = Field(default=None, description="Device ids", examples=[["pump-0001"]])
 
 
-async def resolve_tag_cohort(session: AsyncSession, selector: dict[str, Any]) -> list[str]:
-    sel = CohortSelector.model_validate(selector)
-    q = sa.select(Device.id).order_by(Device.id)
+async def _cohort_condition(session: AsyncSession, sel: CohortSelector) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = [Device.enabled.is_(True), Device.decommissioned_at.is_(None)]
+    try:
+        if sel.cohort is not None:
+            conditions.append(device_condition(selector_of(await get_cohort(session, sel.cohort))))
+        if sel.query is not None:
+            conditions.append(device_condition(parse_selector(sel.query)))
+    except FleetError as exc:
+        raise RolloutError(f"cohort: {exc}") from exc
     if sel.devices is not None:
-        q = q.where(Device.id.in_(sel.devices))
+        conditions.append(Device.id.in_(sel.devices))
     if sel.tags:
-        q = q.where(Device.tags.contains(sel.tags))
+        conditions.append(Device.tags.contains(sel.tags))
+    return conditions
+
+
+async def resolve_cohort(session: AsyncSession, selector: dict[str, Any]) -> list[str]:
+    """The device ids a release's cohort selects now, in id order."""
+    conditions = await _cohort_condition(session, CohortSelector.model_validate(selector))
+    q = sa.select(Device.id).where(*conditions).order_by(Device.id)
     return list((await session.execute(q)).scalars())
 
 
@@ -61,6 +81,7 @@ async def create_release(
 ) -> Release:
     if await catalog.artifact(model, model_version) is None:
         raise RolloutError(f"model {model} version {model_version} is not in the registry")
+    await _cohort_condition(session, CohortSelector.model_validate(cohort))  # a bad query or cohort: 422 now
     release = Release(
         name=name,
         component=component,
@@ -92,7 +113,7 @@ async def start_rollout(
     release_id: int,
     *,
     catalog: ArtifactCatalog,
-    resolve_cohort: CohortResolver = resolve_tag_cohort,
+    resolve_cohort: CohortResolver = resolve_cohort,
     compatibility: CompatibilityCheck | None = None,
     actor: str = "api",
     now: datetime | None = None,

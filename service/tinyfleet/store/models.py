@@ -56,6 +56,11 @@ class Device(Base):
     capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     state: Mapped[dict[str, Any] | None] = mapped_column(JSONB, comment="last decoded state payload")
     tags: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # Fleet management (migration 0004): a disabled or decommissioned device is left out of the broker's
+    # password file; a decommissioned one keeps its row and history but never comes back.
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    provisioned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decommissioned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     state_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="when the last online state (model, firmware, capabilities) arrived"
     )
@@ -274,6 +279,79 @@ class RulesCheckpoint(Base):
     fed_keys: Mapped[list[Any]] = mapped_column(JSONB, comment="[device, boot, seq] fed at fed_until")
     events_fed: Mapped[int] = mapped_column(BigInteger)
     snapshot: Mapped[bytes] = mapped_column(LargeBinary, comment="zlib-compressed JSON of RuleEngine.snapshot()")
+
+
+# ------------------------------------------------------------------------------ fleet management (0004)
+API_KEY_SCOPES = ("read", "write", "admin", "device-provisioning")
+
+
+class DeviceCredential(Base):
+    """One MQTT password of a device (username = device id), as the Mosquitto `$7$` PBKDF2-SHA512 hash.
+
+    At most one is active (``revoked_at`` null) per device; rotated and revoked ones stay as history.
+    """
+
+    __tablename__ = "device_credentials"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(Text, ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(Text, comment="mosquitto_passwd format: $7$iterations$salt$hash")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    rotated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="when a newer credential replaced this one"
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ux_device_credentials_active", "device_id", unique=True, postgresql_where=text("revoked_at IS NULL")),
+    )
+
+
+class Cohort(Base):
+    """A saved device selector (a tag query such as ``site=plant-a AND line in (1,2)``)."""
+
+    __tablename__ = "cohorts"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    query: Mapped[str] = mapped_column(Text, comment="the selector in its canonical text form")
+    selector: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the parsed selector (tinyfleet.fleet.selectors)")
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    """An API key: only the SHA-256 of the token is kept, and a short public prefix to recognise it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(Text, unique=True)
+    token_sha256: Mapped[str] = mapped_column(Text, unique=True, comment="hex SHA-256 of the whole token")
+    name: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("scopes <@ ARRAY[" + ", ".join(repr(s) for s in API_KEY_SCOPES) + "]::text[]", name="scopes"),
+    )
+
+
+class AuditEntry(Base):
+    """One mutation: who (API key or CLI), what, on which target, when, and a summary of the request."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    actor: Mapped[str] = mapped_column(Text, comment="key:<id>, admin-env, cli:<os user>")
+    action: Mapped[str] = mapped_column(Text, comment="e.g. 'POST /api/v1/devices' or 'cli devices provision'")
+    target: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int | None] = mapped_column(Integer, comment="HTTP status of the answer")
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class ModelRecord(Base):

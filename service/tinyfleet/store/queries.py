@@ -57,6 +57,9 @@ class DeviceRecord:
     capabilities: dict[str, Any] | None
     state: dict[str, Any] | None
     tags: dict[str, Any]
+    enabled: bool
+    provisioned_at: datetime | None
+    decommissioned_at: datetime | None
     state_at: datetime | None
 
 
@@ -171,12 +174,15 @@ async def list_devices(
     online: bool | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> Page[DeviceRecord]:
-    """Devices ordered by id, optionally only the online (or offline) ones."""
+    """Devices ordered by id, optionally only the online (or offline) ones, and those meeting `where`."""
     _check_limit(limit)
     query = sa.select(*_columns(devices_t, DeviceRecord)).order_by(devices_t.c.id).limit(limit + 1)
     if online is not None:
         query = query.where(devices_t.c.online.is_(online))
+    if where is not None:
+        query = query.where(where)
     if cursor is not None:
         (after,) = _decode_cursor("d", cursor, (str,))
         query = query.where(devices_t.c.id > after)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from tinyfleet import alerts
+from tinyfleet.api.auth import ReadScope, WriteScope
 from tinyfleet.api.deps import RulesDep, SessionDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError, InvalidParameterError, NotFoundError
 from tinyfleet.api.params import DEFAULT_PAGE, TEXT_FILTER_PATTERN, Cursor, Limit
@@ -38,6 +39,7 @@ class AlertConflictError(ApiError):
 @router.get("", summary="Alerts, newest first")
 async def list_alerts(
     session: SessionDep,
+    _principal: ReadScope,
     state: Annotated[str | None, Query(pattern=f"^({'|'.join(ALERT_STATES)})$", examples=["open"])] = None,
     rule_id: Annotated[str | None, Query(pattern=TEXT_FILTER_PATTERN, examples=["bearing-fault"])] = None,
     severity: Annotated[str | None, Query(pattern=f"^({'|'.join(SEVERITIES)})$", examples=["major"])] = None,
@@ -51,7 +53,7 @@ async def list_alerts(
 
 
 @router.get("/{alert_id}", summary="One alert with its history", responses={404: {"description": "No such alert"}})
-async def get_alert(session: SessionDep, alert_id: AlertId) -> AlertDetailPublic:
+async def get_alert(session: SessionDep, _principal: ReadScope, alert_id: AlertId) -> AlertDetailPublic:
     alert = await alerts.get_alert(session, alert_id)
     if alert is None:
         raise NotFoundError(f"alert {alert_id} not found")
@@ -70,7 +72,7 @@ async def get_alert(session: SessionDep, alert_id: AlertId) -> AlertDetailPublic
     responses={404: {"description": "No such alert"}, 409: {"description": "The alert is resolved"}},
 )
 async def acknowledge_alert(
-    session: WriteSessionDep, rules: RulesDep, alert_id: AlertId, by: By = "api"
+    session: WriteSessionDep, rules: RulesDep, _principal: WriteScope, alert_id: AlertId, by: By = "api"
 ) -> AlertPublic:
     try:
         applied = await alerts.acknowledge(session, alert_id, by)
@@ -91,7 +93,9 @@ async def acknowledge_alert(
 @router.post(
     "/{alert_id}/resolve", summary="Resolve an alert by hand", responses={404: {"description": "No such alert"}}
 )
-async def resolve_alert(session: WriteSessionDep, rules: RulesDep, alert_id: AlertId, by: By = "api") -> AlertPublic:
+async def resolve_alert(
+    session: WriteSessionDep, rules: RulesDep, _principal: WriteScope, alert_id: AlertId, by: By = "api"
+) -> AlertPublic:
     try:
         applied = await alerts.resolve(session, alert_id, by)
     except alerts.AlertNotFound:

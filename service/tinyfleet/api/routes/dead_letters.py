@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tinyfleet.api.auth import ReadScope
 from tinyfleet.api.deps import SessionDep
 from tinyfleet.api.params import (
     DEFAULT_PAGE,
@@ -27,6 +28,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/dead-letters", tags=["dead-letters"])
 @router.get("", summary="Dead letters, newest first")
 async def list_dead_letters(
     session: SessionDep,
+    _principal: ReadScope,
     code: Annotated[
         str | None,
         Query(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tinyfleet.api.auth import ReadScope
 from tinyfleet.api.deps import SessionDep
 from tinyfleet.api.errors import InvalidParameterError
 from tinyfleet.api.params import (
@@ -31,6 +32,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["events"])
 @router.get("/stats", summary="Event counts, label histogram, mean score and max anomaly per time bucket")
 async def event_stats(
     session: SessionDep,
+    _principal: ReadScope,
     since: Since = None,
     until: Until = None,
     bucket: Annotated[

@@ -11,14 +11,14 @@ import asyncio
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from tinyfleet.api.auth import DeviceOrReadScope, ReadScope, WriteScope
 from tinyfleet.api.deps import ArtifactStoreDep, SessionDep, SettingsDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError
 from tinyfleet.api.routes import API_PREFIX
-from tinyfleet.api.routing import all_methods_router
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.registry import service
 from tinyfleet.registry.download import plan_download, quoted_etag
@@ -37,7 +37,7 @@ from tinyfleet.registry.schemas import (
 from tinyfleet.store.models import ModelVersion
 from tinyfleet.wire import DEVICE_ID_PATTERN
 
-router = all_methods_router(prefix=f"{API_PREFIX}/models", tags=["models"])
+router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 
 ModelName = Annotated[
     str, Path(pattern=MODEL_NAME_PATTERN, description="Model name: 1-64 of A-Z a-z 0-9 . _ -", examples=["kws"])
@@ -127,6 +127,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 async def push_version(
     request: Request,
     session: WriteSessionDep,
+    _principal: WriteScope,
     settings: SettingsDep,
     store: ArtifactStoreDep,
     name: ModelName,
@@ -157,7 +158,7 @@ async def push_version(
 
 
 @router.get("", summary="List the registered models")
-async def list_models(session: SessionDep) -> ModelsPublic:
+async def list_models(session: SessionDep, _principal: ReadScope) -> ModelsPublic:
     models = await service.list_models(session)
     return ModelsPublic(
         items=[
@@ -174,13 +175,15 @@ async def list_models(session: SessionDep) -> ModelsPublic:
 
 
 @router.get("/{name}/versions", summary="A model's versions, oldest first", responses=_NOT_FOUND)
-async def list_versions(session: SessionDep, name: ModelName) -> ModelVersionsPublic:
+async def list_versions(session: SessionDep, _principal: ReadScope, name: ModelName) -> ModelVersionsPublic:
     rows = await service.list_versions(session, name)
     return ModelVersionsPublic(items=[ModelVersionPublic.model_validate(_public(r)) for r in rows])
 
 
 @router.get("/{name}/versions/{version}", summary="One version, with its inspection and arena", responses=_NOT_FOUND)
-async def get_version(session: SessionDep, name: ModelName, version: VersionNumber) -> ModelVersionDetailPublic:
+async def get_version(
+    session: SessionDep, _principal: ReadScope, name: ModelName, version: VersionNumber
+) -> ModelVersionDetailPublic:
     return _detail(await service.get_version(session, name, version))
 
 
@@ -196,6 +199,7 @@ async def get_version(session: SessionDep, name: ModelName, version: VersionNumb
 )
 async def check_compatibility(
     session: SessionDep,
+    _principal: ReadScope,
     name: ModelName,
     version: VersionNumber,
     device: Annotated[str, Query(description="Device id", examples=["press-07"], pattern=f"^{DEVICE_ID_PATTERN}$")],
@@ -252,6 +256,7 @@ _DOWNLOAD_DESCRIPTION = (
 async def download_artifact(
     request: Request,
     session: SessionDep,
+    _principal: DeviceOrReadScope,
     store: ArtifactStoreDep,
     name: ModelName,
     version: VersionNumber,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from tinyfleet.api.auth import ReadScope, WriteScope
 from tinyfleet.api.deps import DeviceIdDep, SessionDep, WriteSessionDep
 from tinyfleet.api.errors import ApiError, InvalidParameterError, NotFoundError, ServiceUnavailableError
 from tinyfleet.api.rollout_schemas import (
@@ -24,7 +25,6 @@ from tinyfleet.api.rollout_schemas import (
     RolloutsPublic,
 )
 from tinyfleet.api.routes import API_PREFIX
-from tinyfleet.api.routing import all_methods_router
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.ota.keys import PublicKeyFormat, export_public_key
 from tinyfleet.rollouts import service
@@ -33,7 +33,7 @@ from tinyfleet.rollouts.ports import ReleaseConflict, ReleaseNotFound, RolloutEr
 from tinyfleet.store.models import ROLLOUT_DEVICE_STATES
 from tinyfleet_device.manifest import key_id, raw_public_key
 
-router = all_methods_router(prefix=API_PREFIX, tags=["rollouts"])
+router = APIRouter(prefix=API_PREFIX, tags=["rollouts"])
 
 ReleaseId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Release id", examples=[3])]
 RolloutId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rollout id", examples=[7])]
@@ -53,7 +53,6 @@ def get_context(request: Request) -> RolloutsContext:
 
 ContextDep = Annotated[RolloutsContext, Depends(get_context)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such release or rollout"}}
-_BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse, "description": "The body is not JSON"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Not possible in the current state"}}
 
 
@@ -66,14 +65,17 @@ def _rollout_public(summary: dict[str, object]) -> RolloutPublic:
     "/releases",
     status_code=201,
     summary="Create a release: a model version for a cohort, with its plan",
-    responses={**_BAD_BODY, **_CONFLICT, 422: {"description": "Invalid plan, or the model version is not registered"}},
+    responses={**_CONFLICT, 422: {"description": "Invalid plan, or the model version is not registered"}},
 )
-async def create_release(body: ReleaseCreate, session: WriteSessionDep, ctx: ContextDep) -> ReleasePublic:
+async def create_release(
+    body: ReleaseCreate, session: WriteSessionDep, ctx: ContextDep, principal: WriteScope
+) -> ReleasePublic:
     try:
         release = await service.create_release(
             session, name=body.name, model=body.model, model_version=body.model_version,
             cohort=body.cohort.model_dump(exclude_none=True), plan=body.plan, catalog=ctx.catalog,
             component=body.component, firmware_version=body.firmware_version, description=body.description,
+            created_by=principal.actor,
         )  # fmt: skip
     except ReleaseConflict as exc:
         raise RolloutConflictError(str(exc)) from None
@@ -83,12 +85,14 @@ async def create_release(body: ReleaseCreate, session: WriteSessionDep, ctx: Con
 
 
 @router.get("/releases", summary="Releases, newest first")
-async def list_releases(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> ReleasesPublic:
+async def list_releases(
+    session: SessionDep, _principal: ReadScope, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> ReleasesPublic:
     return ReleasesPublic(items=[ReleasePublic.model_validate(r) for r in await service.list_releases(session, limit)])
 
 
 @router.get("/releases/{release_id}", summary="One release", responses=_NOT_FOUND)
-async def get_release(session: SessionDep, release_id: ReleaseId) -> ReleasePublic:
+async def get_release(session: SessionDep, _principal: ReadScope, release_id: ReleaseId) -> ReleasePublic:
     try:
         return ReleasePublic.model_validate(await service.get_release(session, release_id))
     except ReleaseNotFound as exc:
@@ -101,11 +105,13 @@ async def get_release(session: SessionDep, release_id: ReleaseId) -> ReleasePubl
     summary="Start the staged rollout of a release",
     responses={**_NOT_FOUND, **_CONFLICT, 422: {"description": "Empty cohort or unregistered version"}},
 )
-async def start_rollout(session: WriteSessionDep, ctx: ContextDep, release_id: ReleaseId) -> RolloutPublic:
+async def start_rollout(
+    session: WriteSessionDep, ctx: ContextDep, principal: WriteScope, release_id: ReleaseId
+) -> RolloutPublic:
     try:
         rollout = await service.start_rollout(
             session, release_id, catalog=ctx.catalog, resolve_cohort=ctx.resolve_cohort,
-            compatibility=ctx.compatibility, actor="api",
+            compatibility=ctx.compatibility, actor=principal.actor,
         )  # fmt: skip
         summary = await service.rollout_summary(session, rollout.id)
     except ReleaseNotFound as exc:
@@ -122,6 +128,7 @@ async def start_rollout(session: WriteSessionDep, ctx: ContextDep, release_id: R
 @router.get("/rollouts", summary="Rollouts, newest first")
 async def list_rollouts(
     session: SessionDep,
+    _principal: ReadScope,
     state: Annotated[str | None, Query(pattern="^(running|paused|completed|aborted|rolling_back|rolled_back)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RolloutsPublic:
@@ -133,7 +140,7 @@ async def list_rollouts(
 
 @router.get("/rollouts/{rollout_id}", summary="A rollout: state, current wave, devices per status and wave",
             responses=_NOT_FOUND)  # fmt: skip
-async def get_rollout(session: SessionDep, rollout_id: RolloutId) -> RolloutPublic:
+async def get_rollout(session: SessionDep, _principal: ReadScope, rollout_id: RolloutId) -> RolloutPublic:
     try:
         return _rollout_public(await service.rollout_summary(session, rollout_id))
     except ReleaseNotFound as exc:
@@ -143,6 +150,7 @@ async def get_rollout(session: SessionDep, rollout_id: RolloutId) -> RolloutPubl
 @router.get("/rollouts/{rollout_id}/devices", summary="Per-device status of a rollout", responses=_NOT_FOUND)
 async def rollout_devices(
     session: SessionDep,
+    _principal: ReadScope,
     rollout_id: RolloutId,
     status: Annotated[str | None, Query(pattern=f"^({'|'.join(ROLLOUT_DEVICE_STATES)})$")] = None,
     after: Annotated[str | None, Query(max_length=64, description="Device id to continue after")] = None,
@@ -161,7 +169,9 @@ async def rollout_devices(
 
 @router.get("/rollouts/{rollout_id}/decisions", summary="Every decision of a rollout with its evidence",
             responses=_NOT_FOUND)  # fmt: skip
-async def rollout_decisions(session: SessionDep, rollout_id: RolloutId) -> RolloutDecisionsPublic:
+async def rollout_decisions(
+    session: SessionDep, _principal: ReadScope, rollout_id: RolloutId
+) -> RolloutDecisionsPublic:
     try:
         await service.get_rollout(session, rollout_id)
     except ReleaseNotFound as exc:
@@ -171,9 +181,9 @@ async def rollout_decisions(session: SessionDep, rollout_id: RolloutId) -> Rollo
 
 
 async def _operate(session: WriteSessionDep, ctx: RolloutsContext, rollout_id: int, op: str,
-                   body: RolloutOperation | None) -> RolloutPublic:  # fmt: skip
+                   body: RolloutOperation | None, actor: str) -> RolloutPublic:  # fmt: skip
     try:
-        await service.operate(session, rollout_id, op, actor="api", reason=body.reason if body else None)
+        await service.operate(session, rollout_id, op, actor=actor, reason=body.reason if body else None)
         summary = await service.rollout_summary(session, rollout_id)
     except ReleaseNotFound as exc:
         raise NotFoundError(str(exc)) from None
@@ -185,30 +195,33 @@ async def _operate(session: WriteSessionDep, ctx: RolloutsContext, rollout_id: i
 
 
 @router.post("/rollouts/{rollout_id}/pause", summary="Pause: send nothing more, advance no wave",
-             responses={**_BAD_BODY, **_NOT_FOUND, **_CONFLICT})  # fmt: skip
-async def pause(session: WriteSessionDep, ctx: ContextDep, rollout_id: RolloutId,
+             responses={**_NOT_FOUND, **_CONFLICT})  # fmt: skip
+async def pause(session: WriteSessionDep, ctx: ContextDep, principal: WriteScope, rollout_id: RolloutId,
                 body: RolloutOperation | None = None) -> RolloutPublic:  # fmt: skip
-    return await _operate(session, ctx, rollout_id, "pause", body)
+    return await _operate(session, ctx, rollout_id, "pause", body, principal.actor)
 
 
 @router.post("/rollouts/{rollout_id}/resume", summary="Resume a paused rollout (the wave's soak starts again)",
-             responses={**_BAD_BODY, **_NOT_FOUND, **_CONFLICT})  # fmt: skip
-async def resume(session: WriteSessionDep, ctx: ContextDep, rollout_id: RolloutId,
+             responses={**_NOT_FOUND, **_CONFLICT})  # fmt: skip
+async def resume(session: WriteSessionDep, ctx: ContextDep, principal: WriteScope, rollout_id: RolloutId,
                  body: RolloutOperation | None = None) -> RolloutPublic:  # fmt: skip
-    return await _operate(session, ctx, rollout_id, "resume", body)
+    return await _operate(session, ctx, rollout_id, "resume", body, principal.actor)
 
 
 @router.post("/rollouts/{rollout_id}/abort", summary="Abort: stop for good (what was sent stays; no rollback)",
-             responses={**_BAD_BODY, **_NOT_FOUND, **_CONFLICT})  # fmt: skip
-async def abort(session: WriteSessionDep, ctx: ContextDep, rollout_id: RolloutId,
+             responses={**_NOT_FOUND, **_CONFLICT})  # fmt: skip
+async def abort(session: WriteSessionDep, ctx: ContextDep, principal: WriteScope, rollout_id: RolloutId,
                 body: RolloutOperation | None = None) -> RolloutPublic:  # fmt: skip
-    return await _operate(session, ctx, rollout_id, "abort", body)
+    return await _operate(session, ctx, rollout_id, "abort", body, principal.actor)
 
 
 @router.get("/devices/{device_id}/ota-reports", tags=["devices"], summary="A device's OTA status reports, newest "
             "first (downloading, verified, applied, failed + reason)")  # fmt: skip
 async def ota_reports(
-    session: SessionDep, device_id: DeviceIdDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    session: SessionDep,
+    _principal: ReadScope,
+    device_id: DeviceIdDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OtaReportsPublic:
     rows = await service.list_ota_reports(session, device_id, limit)
     return OtaReportsPublic(items=[OtaReportPublic.model_validate(r) for r in rows])

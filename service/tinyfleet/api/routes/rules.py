@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from tinyfleet.api.auth import ReadScope, WriteScope
 from tinyfleet.api.deps import RulesDep
 from tinyfleet.api.errors import ApiError
 from tinyfleet.api.routes import API_PREFIX
@@ -30,7 +31,7 @@ def _status(rules: RulesRuntime | None) -> RulesPublic:
 
 
 @router.get("", summary="Loaded rules, the issues of the last refused load, the last firing of each rule")
-async def list_rules(rules: RulesDep) -> RulesPublic:
+async def list_rules(rules: RulesDep, _principal: ReadScope) -> RulesPublic:
     return _status(rules)
 
 
@@ -42,7 +43,7 @@ async def list_rules(rules: RulesDep) -> RulesPublic:
         422: {"model": ErrorResponse, "description": "Invalid rule set: `details` lists file, line, column"},
     },
 )
-async def reload_rules(rules: RulesDep) -> RulesPublic:
+async def reload_rules(rules: RulesDep, _principal: WriteScope) -> RulesPublic:
     if rules is None:
         raise RulesNotRunningError("this process runs no rules (no ingest)")
     issues = await rules.reload()

@@ -1,7 +1,7 @@
 """Model registry: models and their immutable versions (artifact by SHA-256, inspection, TFLM arena, card).
 
 Revision ID: 0005_model_registry
-Revises: 0003_rules_checkpoints
+Revises: 0004_fleet_auth
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005_model_registry"
-down_revision: str | Sequence[str] | None = "0003_rules_checkpoints"
+down_revision: str | Sequence[str] | None = "0004_fleet_auth"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

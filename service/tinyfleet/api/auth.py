@@ -1,0 +1,172 @@
+"""API authentication: bearer API keys with scopes, and their `Annotated` dependency aliases.
+
+    async def route(principal: WriteScope) -> ...     # 401 without a valid key, 403 without the scope
+
+Scopes: ``read``, ``write`` (implies read), ``device-provisioning`` (implies read) and ``admin`` (everything).
+Keys come from the ``api_keys`` table (see :mod:`tinyfleet.fleet.api_keys`) or ``TINYFLEET_ADMIN_API_KEY``.
+In dev mode (``TINYFLEET_ENV=dev``) a GET from the loopback interface needs no key, so the quick start works
+without one; every other request, and every request in prod, must carry a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tinyfleet.api.errors import ApiError
+from tinyfleet.api.schemas import ErrorResponse
+from tinyfleet.config import Environment, Settings
+from tinyfleet.fleet import api_keys
+from tinyfleet.store.db import Database
+from tinyfleet.store.models import API_KEY_SCOPES
+
+#: The ASGI scope key under which the audit middleware leaves a dict for the principal and route details.
+AUDIT_SCOPE_KEY = "tinyfleet.audit"
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer tfk_…` (created with `tinyfleet api-keys create`)",
+)
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No API key, or an invalid or revoked one"},
+    403: {"model": ErrorResponse, "description": "The API key lacks the scope this operation needs"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who makes the request: ``key:<id>``, ``admin-env`` (the configured admin key) or ``dev-localhost``."""
+
+    actor: str
+    scopes: frozenset[str]
+    key_id: int | None = None
+    key_prefix: str | None = None
+
+
+class UnauthorizedError(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = 'Bearer realm="tinyfleet"'
+    if error is not None:
+        value += f', error="{error}"'
+    return {"WWW-Authenticate": value}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _note(request: Request, principal: Principal) -> None:
+    holder = request.scope.get(AUDIT_SCOPE_KEY)
+    if isinstance(holder, dict):
+        holder["principal"] = principal
+
+
+async def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal | None:
+    """The principal of the request's bearer token; None without one; 401 for an unknown or revoked one."""
+    if credentials is None:
+        return None
+    token = credentials.credentials
+    settings: Settings = request.app.state.settings
+    if settings.admin_api_key is not None and api_keys.matches_configured_key(
+        token, settings.admin_api_key.get_secret_value()
+    ):
+        return Principal("admin-env", frozenset(API_KEY_SCOPES))
+    database: Database | None = request.app.state.database
+    if database is None:
+        raise UnauthorizedError("the key store is not available yet", headers=_challenge())
+    async with database.session() as session:
+        key = await api_keys.authenticate(session, token)
+        if key is None:
+            raise UnauthorizedError("invalid or revoked API key", headers=_challenge("invalid_token"))
+        return Principal(f"key:{key.id}", api_keys.effective_scopes(key.scopes), key.id, key.prefix)
+
+
+def require_scope(scope: str) -> Any:
+    """A dependency that answers 401/403 unless the request's key grants `scope`."""
+    if scope not in API_KEY_SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def dependency(request: Request, principal: Annotated[Principal | None, Depends(authenticate)]) -> Principal:
+        if principal is None:
+            settings: Settings = request.app.state.settings
+            client = request.client.host if request.client is not None else None
+            if (
+                scope == "read"
+                and settings.env is Environment.DEV
+                and request.method in ("GET", "HEAD")
+                and _is_loopback(client)
+            ):
+                return Principal("dev-localhost", frozenset({"read"}))
+            raise UnauthorizedError("an API key is required: send `Authorization: Bearer <key>`", headers=_challenge())
+        _note(request, principal)
+        if scope not in principal.scopes:
+            raise ForbiddenError(f"this API key lacks the {scope!r} scope")
+        return principal
+
+    dependency.__name__ = f"require_{scope.replace('-', '_')}"
+    return dependency
+
+
+ReadScope = Annotated[Principal, Depends(require_scope("read"))]
+WriteScope = Annotated[Principal, Depends(require_scope("write"))]
+AdminScope = Annotated[Principal, Depends(require_scope("admin"))]
+ProvisioningScope = Annotated[Principal, Depends(require_scope("device-provisioning"))]
+
+
+async def device_or_read(request: Request, principal: Annotated[Principal | None, Depends(authenticate)]) -> Principal:
+    """Artifact downloads: a read-scoped API key, or a device with its own MQTT credentials as HTTP Basic
+    (`device id : password`), so a device needs no API key to fetch the model its manifest names."""
+    if principal is not None:
+        _note(request, principal)
+        if "read" not in principal.scopes:
+            raise ForbiddenError("this API key lacks the 'read' scope")
+        return principal
+    header = request.headers.get("authorization", "")
+    if header[:6].lower() == "basic ":
+        from tinyfleet.fleet.broker_http import check_login
+
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise UnauthorizedError("malformed Basic credentials", headers=_challenge()) from None
+        settings: Settings = request.app.state.settings
+        database: Database | None = request.app.state.database
+        if database is None:
+            raise UnauthorizedError("the credential store is not available yet", headers=_challenge())
+        async with database.session() as session:
+            decision = await check_login(session, settings, user, password)
+        if not decision.allow:
+            raise UnauthorizedError(f"device credentials refused: {decision.reason}", headers=_challenge())
+        return Principal(f"device:{user}", frozenset({"read"}))
+    read: Principal = await require_scope("read")(request, None)
+    return read
+
+
+#: Read access for people (API key) and devices (their MQTT credentials as HTTP Basic).
+DeviceOrReadScope = Annotated[Principal, Depends(device_or_read)]

@@ -1,0 +1,1 @@
+"""Fleet management: device provisioning and lifecycle, broker credentials and ACL, cohorts, API keys, audit."""
