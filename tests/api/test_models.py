@@ -14,13 +14,16 @@ import pytest
 from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
-from tests.api.conftest import Seeder, api_settings
+from tests.api.conftest import Seeder, api_settings, bearer
 from tests.registry.conftest import AD01, KWS, KWS_LABELS
 from tests.registry.tflite_builder import build_model
 from tests.support.s3 import S3Server, local_s3_server
 from tinyfleet.api import create_app
 
 KWS_OPS = ["AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"]
+
+
+ADMIN_KEY = "models-tests-admin-key-0123456789abcd"
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +49,18 @@ def artifacts(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(migrated_db: str, artifacts: Path) -> FastAPI:
-    return create_app(api_settings(migrated_db, artifacts_dir=artifacts, models_max_upload_bytes=1 << 20))
+    return create_app(
+        api_settings(migrated_db, artifacts_dir=artifacts, models_max_upload_bytes=1 << 20, admin_api_key=ADMIN_KEY)
+    )
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(ADMIN_KEY)
+        ) as c,
     ):
         yield c
 
@@ -182,10 +189,14 @@ async def test_bad_parameters_are_422(client: httpx.AsyncClient, kws: bytes) -> 
 
 
 async def test_too_large_upload_is_413(migrated_db: str, artifacts: Path, kws: bytes) -> None:
-    app = create_app(api_settings(migrated_db, artifacts_dir=artifacts, models_max_upload_bytes=4096))
+    app = create_app(
+        api_settings(migrated_db, artifacts_dir=artifacts, models_max_upload_bytes=4096, admin_api_key=ADMIN_KEY)
+    )
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(ADMIN_KEY)
+        ) as c,
     ):
         message = _error(await _push(c, "kws", 1, kws), 413, "payload_too_large")
         assert "4096" in message
@@ -332,11 +343,14 @@ async def test_download_s3_store(migrated_db: str, s3_server: S3Server, kws: byt
         s3_region=s3_server.region,
         s3_access_key_id=s3_server.access_key_id,
         s3_secret_access_key=s3_server.secret_access_key,
+        admin_api_key=ADMIN_KEY,
     )
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(ADMIN_KEY)
+        ) as c,
     ):
         resp = await _push(c, "kws", 1, kws, labels=KWS_LABELS)
         assert resp.status_code == 201, resp.text

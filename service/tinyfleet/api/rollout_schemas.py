@@ -39,7 +39,14 @@ class ReleaseCreate(ReleaseBase):
 
 
 class ReleasePublic(ReleaseBase):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={"examples": [{
+            "id": 3, "name": "kws-v3-plant-a", "model": "kws", "model_version": 3, "component": "model",
+            "firmware_version": None, "description": None, "cohort": {"tags": {"site": "plant-a"}},
+            "plan": _PLAN_EXAMPLE, "created_at": "2026-12-01T10:00:00Z", "created_by": "key:4",
+        }]},
+    )  # fmt: skip
 
     id: int
     cohort: dict[str, Any]
@@ -81,7 +88,14 @@ class ReleasesPublic(BaseModel):
 
 
 class RolloutDevicePublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={"examples": [{
+            "device_id": "press-07", "wave": 0, "from_model": "kws", "from_version": 2, "status": "confirmed",
+            "seq": 118, "sent_at": "2026-12-01T10:00:05Z", "status_at": "2026-12-01T10:00:41Z",
+            "confirmed_at": "2026-12-01T10:00:41Z", "reason": None,
+        }]},
+    )  # fmt: skip
 
     device_id: str
     wave: int
@@ -102,7 +116,18 @@ class RolloutDevicesPublic(BaseModel):
 
 
 class RolloutDecisionPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={"examples": [{
+            "id": 12, "at": "2026-12-01T10:04:00Z", "wave": 0, "action": "rollback",
+            "reason": "label_psi 18 > 0.25", "actor": "controller",
+            "evidence": {"gates": {"verdict": "fail", "gates": [{
+                "gate": "label_psi", "verdict": "fail", "value": 18.0, "threshold": 0.25,
+                "detail": {"chi2_p": 0.0, "canary_top_label": "3", "canary_top_share": 1.0}}]},
+                "span": {"from": "2026-12-01T10:01:00Z", "to": "2026-12-01T10:04:00Z", "canaries": 10,
+                         "control": 990}},
+        }]},
+    )  # fmt: skip
 
     id: int
     at: datetime
@@ -125,7 +150,13 @@ class RolloutOperation(BaseModel):
 
 
 class OtaReportPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={"examples": [{
+            "id": 7, "device_id": "press-07", "received_at": "2026-12-01T10:00:40Z", "state": "failed", "seq": 118,
+            "reason": "hash_mismatch", "message": "SHA-256 differs from the manifest", "model": None, "mver": None,
+        }]},
+    )  # fmt: skip
 
     id: int
     device_id: str
