@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import RequestResponseEndpoint
 
-from tests.api.conftest import api_settings
+from tests.api.conftest import api_settings, make_api_key
 from tests.registry.conftest import AD01, KWS, KWS_LABELS
 from tests.support.instances import free_port
 from tests.test_cli import run_cli
@@ -80,6 +80,7 @@ class ApiServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.authorizations: list[str | None] = []
+        self.keys: list[str] = []
 
         @app.middleware("http")
         async def record(request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -107,6 +108,7 @@ def api_server(database_url: str, tmp_path: Path) -> Iterator[ApiServer]:
     upgrade(database_url)
     app = create_app(api_settings(database_url, artifacts_dir=tmp_path / "artifacts"))
     with ApiServer(app) as server:
+        server.keys = [make_api_key(database_url, "write", name=f"ci {i}") for i in range(2)]
         yield server
 
 
@@ -114,28 +116,33 @@ def test_push_registers_idempotently_and_refuses_changes(api_server: ApiServer, 
     url = ["--url", api_server.url]
     labels = ",".join(KWS_LABELS)
     args = ["models", "push", str(KWS), "--name", "kws", "--version", "2", "--labels", labels, *url]
-    first = run_cli(*args, "--task", "classification", "--accuracy", "0.93", "--api-key", "k-123", cwd=tmp_path)
+    key, env_key = api_server.keys
+    refused = run_cli(*args, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "HTTP 401" in refused.stderr
+    first = run_cli(*args, "--task", "classification", "--accuracy", "0.93", "--api-key", key, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("kws v2 registered: 53936 bytes, sha256 ")
     assert "arena " in first.stdout
-    assert api_server.authorizations[-1] == "Bearer k-123"
+    assert api_server.authorizations[-1] == f"Bearer {key}"
 
-    again = run_cli(*args, cwd=tmp_path, TINYFLEET_API_KEY="k-env")
+    again = run_cli(*args, cwd=tmp_path, TINYFLEET_API_KEY=env_key)
     assert again.returncode == 0, again.stderr
     assert "already registered (same bytes)" in again.stdout
-    assert api_server.authorizations[-1] == "Bearer k-env"
+    assert api_server.authorizations[-1] == f"Bearer {env_key}"
 
     registered = httpx.get(f"{api_server.url}/api/v1/models/kws/versions/2").json()
     assert registered["labels"] == KWS_LABELS
     assert registered["card"]["accuracy"] == 0.93
 
-    changed = run_cli("models", "push", str(AD01), "--name", "kws", "--version", "2", *url, cwd=tmp_path)
+    changed = run_cli("models", "push", str(AD01), "--name", "kws", "--version", "2", *url, cwd=tmp_path,
+                      TINYFLEET_API_KEY=key)  # fmt: skip
     assert changed.returncode == 1
     assert "HTTP 409" in changed.stderr
     assert "immutable" in changed.stderr
 
     wrong_labels = run_cli("models", "push", str(KWS), "--name", "kws", "--version", "3", "--labels", "a,b", *url,
-                           cwd=tmp_path)  # fmt: skip
+                           cwd=tmp_path, TINYFLEET_API_KEY=key)  # fmt: skip
     assert wrong_labels.returncode == 1
     assert "HTTP 422" in wrong_labels.stderr
     assert "2 labels given" in wrong_labels.stderr
