@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -208,6 +208,26 @@ class OtaReportRow:
         }
 
 
+_Probed = TypeVar("_Probed", "StateRow", "OtaReportRow")
+
+
+def _probe_each(
+    conn: psycopg.Connection[Any], rows: list[_Probed], sql: str, what: str, refused: list[DeadLetterRow]
+) -> list[_Probed]:
+    """The rows the database takes, each tried in a savepoint; the others become dead letters in `refused`."""
+    ok: list[_Probed] = []
+    for row in rows:
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(sql, row.params())
+        except psycopg.DataError as exc:
+            detail = f"{what} refused by the database: {exc}".strip()[:2000]
+            refused.append(DeadLetterRow(row.received_ms, row.topic, row.device_id, row.payload, "db_rejected", detail))
+            continue
+        ok.append(row)
+    return ok
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     """A batch decoded into rows, ready to write; kept as is across database retries."""
@@ -342,32 +362,8 @@ class BatchWriter:
                     else:
                         ok.telemetry_rows.append(row)
                         ok.telemetry_sources.append(source)
-            for state in batch.states:
-                try:
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.execute(UPSERT_STATE_SQL, state.params())
-                except psycopg.DataError as exc:
-                    detail = f"state refused by the database: {exc}".strip()[:2000]
-                    refused.append(
-                        DeadLetterRow(
-                            state.received_ms, state.topic, state.device_id, state.payload, "db_rejected", detail
-                        )
-                    )
-                    continue
-                ok.states.append(state)
-            for report in batch.ota_reports:
-                try:
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.execute(INSERT_OTA_REPORT_SQL, report.params())
-                except psycopg.DataError as exc:
-                    detail = f"ota status refused by the database: {exc}".strip()[:2000]
-                    refused.append(
-                        DeadLetterRow(
-                            report.received_ms, report.topic, report.device_id, report.payload, "db_rejected", detail
-                        )
-                    )
-                    continue
-                ok.ota_reports.append(report)
+            ok.states = _probe_each(conn, batch.states, UPSERT_STATE_SQL, "state", refused)
+            ok.ota_reports = _probe_each(conn, batch.ota_reports, INSERT_OTA_REPORT_SQL, "ota status", refused)
             conn.rollback()  # the probes only sorted the rows; write the good ones for real
             ok.dead_letters = [*batch.dead_letters, *refused]
             result = self._write(conn, ok)
