@@ -288,7 +288,9 @@ tf_err_t tf__unknown_name(const tf_map_scan_t *m, size_t i, const char *prefix, 
         if (dst == NULL) {
             return TF_ERR_NO_SPACE;
         }
-        memcpy(dst, prefix, plen);
+        if (plen > 0) {
+            memcpy(dst, prefix, plen);
+        }
         memcpy(dst + plen, tmp, n);
         out->ptr = dst;
         out->len = plen + n;

@@ -1,0 +1,74 @@
+"""The C device SDK (device_sdk/c): configure, build and run its cmocka tests under ctest, with gcc and clang
+(-Wall -Wextra -Werror -pedantic) and with AddressSanitizer + UndefinedBehaviorSanitizer.
+
+The C tests read every case of device_sdk/test-vectors/ (tables generated at build time by
+device_sdk/c/tests/gen_vectors.py with this interpreter, so the reference encoder is the service's own) and fail
+when a vector file holds a case they did not handle. A missing compiler or package is a failure, not a skip:
+`make test` installs them (Makefile, C_SDK_PACKAGES).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SDK = REPO / "device_sdk" / "c"
+
+CONFIGS = {
+    "gcc": ["-DCMAKE_C_COMPILER=gcc"],
+    "clang": ["-DCMAKE_C_COMPILER=clang"],
+    "gcc-asan-ubsan": ["-DCMAKE_C_COMPILER=gcc", "-DTF_SANITIZE=ON"],
+    "clang-asan-ubsan": ["-DCMAKE_C_COMPILER=clang", "-DTF_SANITIZE=ON"],
+}
+C_TESTS = {"test_wire_vectors", "test_ota", "test_ring", "test_tflm"}
+
+
+def _need(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is missing: install the Debian package {package} (make c-sdk-deps)")
+    return path
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-6000:]}")
+    return out
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_c_sdk_builds_clean_and_passes_ctest(config: str, tmp_path: Path) -> None:
+    cmake = _need("cmake", "cmake")
+    ctest = _need("ctest", "cmake")
+    compiler = "clang" if config.startswith("clang") else "gcc"
+    _need(compiler, compiler)
+    build = tmp_path / "build"
+    _run(
+        [
+            cmake,
+            "-S",
+            str(SDK),
+            "-B",
+            str(build),
+            f"-DTF_PYTHON={sys.executable}",
+            "-DCMAKE_BUILD_TYPE=Debug",
+            *CONFIGS[config],
+        ],
+        REPO,
+    )
+    _run([cmake, "--build", str(build), "-j", "2"], REPO)
+    out = _run([ctest, "--test-dir", str(build), "--output-on-failure", "-V"], REPO)
+    assert "100% tests passed" in out
+    ran = set(re.findall(r"Test +#\d+: (\w+) \.+ +Passed", out))
+    assert ran == C_TESTS, out[-3000:]
+    # every vector file was read whole: the wire and manifest tests count their cases against the files
+    assert "[  PASSED  ] 5 test(s)." in out
+    assert "[  PASSED  ] 6 test(s)." in out
