@@ -83,7 +83,7 @@ timescaledb: services
 # The C device SDK's toolchain: tests/device_sdk/test_c_sdk.py builds it with gcc and clang (plus ASan/UBSan and
 # libFuzzer) and runs its cmocka tests under ctest; the Cortex-M4 build runs under QEMU.
 C_SDK_PACKAGES := cmake gcc clang pkg-config libcmocka-dev libsodium-dev libclang-rt-dev libmosquitto-dev \
-	gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+	gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind
 c-sdk-deps:
 	scripts/ensure-system-packages.sh $(C_SDK_PACKAGES)
 

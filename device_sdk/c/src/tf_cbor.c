@@ -139,6 +139,15 @@ tf_err_t tf_cbor_put_float(tf_cbor_writer_t *w, double v)
     return tf_cbor_put_f64(w, v);
 }
 
+tf_err_t tf_cbor_put_real(tf_cbor_writer_t *w, tf_real_t v)
+{
+#if TF_CFG_REAL_FLOAT
+    return tf_cbor_put_f32(w, v);
+#else
+    return tf_cbor_put_float(w, v);
+#endif
+}
+
 tf_err_t tf_cbor_put_raw(tf_cbor_writer_t *w, const uint8_t *b, size_t len) { return put(w, b, len); }
 
 /* ------------------------------------------------------------------------------------------- reader */
@@ -192,7 +201,6 @@ tf_err_t tf_cbor_read(tf_cbor_reader_t *r, tf_cbor_item_t *it)
     it->float_bits = 0;
     it->shortest = 1;
     it->data = NULL;
-    it->f = 0.0;
     if (ai < 24u) {
         v = ai;
     } else if (ai <= 27u) {
@@ -251,20 +259,29 @@ tf_err_t tf_cbor_read(tf_cbor_reader_t *r, tf_cbor_item_t *it)
         } else {
             it->type = TF_CBOR_FLOAT;
             it->float_bits = (uint8_t)(8u * n);
-            if (n == 2) {
-                it->f = half_to_double((uint16_t)v);
-            } else if (n == 4) {
-                uint32_t b32 = (uint32_t)v;
-                float f32;
-                memcpy(&f32, &b32, sizeof f32);
-                it->f = (double)f32;
-            } else {
-                memcpy(&it->f, &v, sizeof it->f);
-            }
         }
         break;
     }
     return TF_OK;
+}
+
+double tf_cbor_float(const tf_cbor_item_t *it)
+{
+    double d = 0.0;
+    if (it->type != TF_CBOR_FLOAT) {
+        return 0.0;
+    }
+    if (it->float_bits == 16) {
+        return half_to_double((uint16_t)it->val);
+    }
+    if (it->float_bits == 32) {
+        uint32_t b32 = (uint32_t)it->val;
+        float f32;
+        memcpy(&f32, &b32, sizeof f32);
+        return (double)f32;
+    }
+    memcpy(&d, &it->val, sizeof d);
+    return d;
 }
 
 static int utf8_valid(const uint8_t *s, size_t n)

@@ -10,7 +10,7 @@ static int score_ok(float s) { return s == s && s >= 0.0f && s <= 1.0f; }
 static uint8_t score_q(float s)
 {
     /* round(score * 255), half away from zero (Python rounds half to even; no float32 score is a tie) */
-    return (uint8_t)((double)s * 255.0 + 0.5);
+    return (uint8_t)((tf_real_t)s * (tf_real_t)255 + (tf_real_t)0.5);
 }
 
 static tf_err_t put_score(tf_cbor_writer_t *w, float s, unsigned flags)
@@ -121,17 +121,17 @@ tf_err_t tf_event_write(tf_cbor_writer_t *w, const tf_event_t *ev, unsigned flag
     }
     if (h & TF_EVT_ANOM) {
         tf_cbor_put_uint(w, 9);
-        tf_cbor_put_float(w, ev->anom);
+        tf_cbor_put_real(w, ev->anom);
     }
     if (h & (TF_EVT_VAL | TF_EVT_VAL_ARRAY)) {
         tf_cbor_put_uint(w, 10);
         if (h & TF_EVT_VAL_ARRAY) {
             tf_cbor_put_array(w, ev->val_len);
             for (i = 0; i < ev->val_len; i++) {
-                tf_cbor_put_float(w, ev->val[i]);
+                tf_cbor_put_real(w, ev->val[i]);
             }
         } else {
-            tf_cbor_put_float(w, ev->val[0]);
+            tf_cbor_put_real(w, ev->val[0]);
         }
     }
     if (h & TF_EVT_TOP) {

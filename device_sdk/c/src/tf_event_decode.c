@@ -70,13 +70,14 @@ static tf_err_t score_item(const tf_cbor_item_t *it, const char *a, long idx, co
                            tf_wire_error_t *e)
 {
     if (it->type == TF_CBOR_FLOAT) {
-        if (!tf__is_finite(it->f)) {
+        double f = tf_cbor_float(it);
+        if (f != f || f - f != 0.0) {
             return tf__fail(e, TF_ERR_NON_FINITE, a, NULL, idx, c);
         }
-        if (it->f < 0.0 || it->f > 1.0) {
+        if (f < 0.0 || f > 1.0) {
             return tf__fail(e, TF_ERR_OUT_OF_RANGE, a, NULL, idx, c);
         }
-        *out = (float)it->f;
+        *out = (float)f;
         return TF_OK;
     }
     if (it->type == TF_CBOR_UINT && it->val <= 255u) {
@@ -89,20 +90,21 @@ static tf_err_t score_item(const tf_cbor_item_t *it, const char *a, long idx, co
     return tf__fail(e, TF_ERR_WRONG_TYPE, a, NULL, idx, c);
 }
 
-static tf_err_t number_item(const tf_cbor_item_t *it, const char *a, long idx, double *out, tf_wire_error_t *e)
+static tf_err_t number_item(const tf_cbor_item_t *it, const char *a, long idx, tf_real_t *out, tf_wire_error_t *e)
 {
     if (it->type == TF_CBOR_FLOAT) {
-        if (!tf__is_finite(it->f)) {
+        double f = tf_cbor_float(it);
+        if (f != f || f - f != 0.0) {
             return tf__fail(e, TF_ERR_NON_FINITE, a, NULL, idx, NULL);
         }
-        *out = it->f;
+        *out = (tf_real_t)f;
         return TF_OK;
     }
     if (it->type == TF_CBOR_UINT || it->type == TF_CBOR_NINT) {
         if (it->val > (uint64_t)INT64_MAX) {
             return tf__fail(e, TF_ERR_OUT_OF_RANGE, a, NULL, idx, NULL);
         }
-        *out = it->type == TF_CBOR_UINT ? (double)it->val : -1.0 - (double)it->val;
+        *out = (tf_real_t)(it->type == TF_CBOR_UINT ? (double)it->val : -1.0 - (double)it->val);
         return TF_OK;
     }
     return tf__fail(e, TF_ERR_WRONG_TYPE, a, NULL, idx, NULL);

@@ -214,7 +214,7 @@ tf_err_t tf_ota_status_encode(const tf_ota_status_t *s, uint8_t *buf, size_t cap
         case TF_OS_STATE: tf_cbor_put_text(&w, name, strlen(name)); break;
         case TF_OS_SEQ: tf_cbor_put_uint(&w, s->seq); break;
         case TF_OS_REASON: {
-            const char *r = tf_err_str(s->reason);
+            const char *r = tf__ota_reason_names[s->reason - TF_ERR_OTA_MALFORMED];
             tf_cbor_put_text(&w, r, strlen(r));
             break;
         }

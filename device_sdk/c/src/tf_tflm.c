@@ -57,19 +57,19 @@ tf_err_t tf_tflm_topk(const int8_t *data, size_t len, float scale, int32_t zero_
 }
 
 tf_err_t tf_tflm_anomaly_mse(const int8_t *input, float in_scale, int32_t in_zero_point, const int8_t *output,
-                             float out_scale, int32_t out_zero_point, size_t len, double *mse)
+                             float out_scale, int32_t out_zero_point, size_t len, tf_real_t *mse)
 {
     size_t i;
-    double acc = 0.0;
+    tf_real_t acc = 0;
     if (input == NULL || output == NULL || mse == NULL || len == 0 || !scale_ok(in_scale) || !scale_ok(out_scale)) {
         return TF_ERR_ARG;
     }
     for (i = 0; i < len; i++) {
-        double a = (double)in_scale * (double)((int32_t)input[i] - in_zero_point);
-        double b = (double)out_scale * (double)((int32_t)output[i] - out_zero_point);
+        tf_real_t a = (tf_real_t)in_scale * (tf_real_t)((int32_t)input[i] - in_zero_point);
+        tf_real_t b = (tf_real_t)out_scale * (tf_real_t)((int32_t)output[i] - out_zero_point);
         acc += (a - b) * (a - b);
     }
-    *mse = acc / (double)len;
+    *mse = acc / (tf_real_t)len;
     return TF_OK;
 }
 

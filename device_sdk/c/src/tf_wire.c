@@ -44,7 +44,7 @@ tf_err_t tf_decode_opts_default(tf_decode_opts_t *o)
     return tf_limits_default(&o->limits);
 }
 
-int tf__is_finite(double d) { return d == d && d - d == 0.0; }
+int tf__is_finite(tf_real_t d) { return d == d && d - d == 0; }
 
 size_t tf__utf8_chars(const char *s, size_t n)
 {
@@ -579,6 +579,7 @@ tf_err_t tf__extras(const tf_map_scan_t *m, int xkey, int strict, const tf_named
     for (i = 0; i < n; i++) {
         tf_extra_t *x = &db->x[i];
         tf_cbor_item_t v;
+        double f;
         if (x->key.len == 0 || tf__utf8_chars(x->key.ptr, x->key.len) > o->limits.max_text_len ||
             tf__has_nul(x->key.ptr, x->key.len)) {
             return tf__fail(e, TF_ERR_OUT_OF_RANGE, "x", NULL, -1, NULL);
@@ -607,11 +608,12 @@ tf_err_t tf__extras(const tf_map_scan_t *m, int xkey, int strict, const tf_named
             size += 8;
             break;
         case TF_CBOR_FLOAT:
-            if (!tf__is_finite(v.f)) {
+            f = tf_cbor_float(&v);
+            if (f != f || f - f != 0.0) {
                 return fail_named(e, TF_ERR_NON_FINITE, "x.", x->key);
             }
             x->type = TF_X_FLOAT;
-            x->u.f = v.f;
+            x->u.f = (tf_real_t)f;
             size += 8;
             break;
         case TF_CBOR_TRUE:
@@ -780,7 +782,7 @@ tf_err_t tf__write_extras(tf_cbor_writer_t *w, const tf_extra_t *x, size_t n)
         case TF_X_NULL: tf_cbor_put_null(w); break;
         case TF_X_BOOL: tf_cbor_put_bool(w, best->u.b); break;
         case TF_X_INT: tf_cbor_put_int(w, best->u.i); break;
-        case TF_X_FLOAT: tf_cbor_put_float(w, best->u.f); break;
+        case TF_X_FLOAT: tf_cbor_put_real(w, best->u.f); break;
         default: tf_cbor_put_text(w, best->u.text.ptr, best->u.text.len); break;
         }
     }

@@ -74,9 +74,11 @@ tf_err_t tf__unknown_name(const tf_map_scan_t *m, size_t i, const char *prefix, 
 tf_err_t tf__record_begin(const uint8_t *p, size_t len, uint32_t max_bytes, tf_cbor_reader_t *r,
                           tf_wire_error_t *e);
 
+extern const char *const tf__ota_reason_names[];
+
 /* Encoding helpers */
 tf_err_t tf__check_text(tf_str_t s, uint32_t max_chars);
 tf_err_t tf__write_extras(tf_cbor_writer_t *w, const tf_extra_t *x, size_t n);
-int tf__is_finite(double d);
+int tf__is_finite(tf_real_t d);
 
 #endif

@@ -50,7 +50,7 @@ static void test_anomaly_mse(void **state)
 {
     const int8_t in[4] = {10, 20, 30, 40};
     const int8_t out[4] = {12, 20, 26, 40};
-    double mse;
+    tf_real_t mse;
     (void)state;
     assert_int_equal(tf_tflm_anomaly_mse(in, 0.5f, 0, out, 0.5f, 0, 4, &mse), TF_OK);
     assert_float_equal(mse, (1.0 + 0.0 + 4.0 + 0.0) / 4.0, 1e-12);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tf_config.h"
 #include "tf_err.h"
 
 #ifdef __cplusplus
@@ -55,6 +56,14 @@ tf_err_t tf_cbor_put_f64(tf_cbor_writer_t *w, double v);
 /** @brief float32 when it holds @p v exactly, else float64 (the protocol's rule for non-score floats).
  *  @retval TF_OK @retval TF_ERR_NO_SPACE */
 tf_err_t tf_cbor_put_float(tf_cbor_writer_t *w, double v);
+/** @brief A tf_real_t: float32 with TF_CFG_REAL_FLOAT, else as tf_cbor_put_float().
+ *  @retval TF_OK @retval TF_ERR_NO_SPACE */
+#if TF_CFG_REAL_FLOAT
+typedef float tf_real_t;
+#else
+typedef double tf_real_t;
+#endif
+tf_err_t tf_cbor_put_real(tf_cbor_writer_t *w, tf_real_t v);
 /** @brief Raw bytes (an already encoded item). @retval TF_OK @retval TF_ERR_NO_SPACE */
 tf_err_t tf_cbor_put_raw(tf_cbor_writer_t *w, const uint8_t *b, size_t len);
 
@@ -81,8 +90,7 @@ typedef struct {
     uint8_t indefinite;   /**< strings, arrays, maps of indefinite length */
     uint8_t float_bits;   /**< 16, 32 or 64 for TF_CBOR_FLOAT */
     uint8_t shortest;     /**< the head uses the shortest form (deterministic encoding) */
-    uint64_t val;         /**< uint / -1-nint / length / item count / tag number / simple value */
-    double f;             /**< TF_CBOR_FLOAT */
+    uint64_t val;         /**< uint / -1-nint / length / item count / tag number / simple value / float bits */
     const uint8_t *data;  /**< content of a definite string */
     size_t offset;        /**< where the head starts */
 } tf_cbor_item_t;
@@ -107,6 +115,13 @@ tf_err_t tf_cbor_reader_init(tf_cbor_reader_t *r, const uint8_t *buf, size_t len
  * @retval TF_ERR_MALFORMED_CBOR truncated, or a reserved additional-information value
  */
 tf_err_t tf_cbor_read(tf_cbor_reader_t *r, tf_cbor_item_t *item);
+
+/**
+ * @brief The value of a TF_CBOR_FLOAT item (float16 and float32 widened exactly); 0 for other items.
+ *        (A function, so code that never reads floats does not link the soft-double helpers.)
+ * @return the value
+ */
+double tf_cbor_float(const tf_cbor_item_t *item);
 
 /**
  * @brief Check that one whole well-formed item starts at the reader's position, and step over it:

@@ -59,6 +59,12 @@
 #ifndef TF_CFG_DECODE_TEXT_BYTES
 #define TF_CFG_DECODE_TEXT_BYTES 1024
 #endif
+/** 1: the floats of events (anom, val, x) are `float`, written as float32 — what a Cortex-M4 with a
+ *  single-precision FPU wants (no soft-double library). 0 (default): `double`, written as float32 when exact,
+ *  else float64, as the reference encoder does (needed to decode float64 payloads exactly). */
+#ifndef TF_CFG_REAL_FLOAT
+#define TF_CFG_REAL_FLOAT 0
+#endif
 /** Topic prefix when the caller passes NULL. */
 #ifndef TF_CFG_DEFAULT_PREFIX
 #define TF_CFG_DEFAULT_PREFIX "tf/v1"

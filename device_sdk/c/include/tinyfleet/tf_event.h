@@ -44,8 +44,8 @@ typedef struct {
     tf_kind_t kind;
     uint16_t label;
     float score;
-    double anom;
-    const double *val;
+    tf_real_t anom;
+    const tf_real_t *val;
     size_t val_len;
     const tf_top_t *top;
     size_t top_len;

@@ -40,7 +40,7 @@ tf_err_t tf_tflm_topk(const int8_t *data, size_t len, float scale, int32_t zero_
  * @retval TF_ERR_ARG NULL pointers, @p len 0, bad scales
  */
 tf_err_t tf_tflm_anomaly_mse(const int8_t *input, float in_scale, int32_t in_zero_point, const int8_t *output,
-                             float out_scale, int32_t out_zero_point, size_t len, double *mse);
+                             float out_scale, int32_t out_zero_point, size_t len, tf_real_t *mse);
 
 /**
  * @brief Fill a classification event from an int8 output tensor (top-1 label and score; with @p top_k > 1

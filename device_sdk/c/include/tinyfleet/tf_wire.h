@@ -41,7 +41,7 @@ typedef struct {
     union {
         int b;
         int64_t i;
-        double f;
+        tf_real_t f;
         tf_str_t text;
     } u;
 } tf_extra_t;
@@ -95,7 +95,7 @@ typedef struct {
  *  the payload; both must outlive them). About 3.5 KB with the default limits: decoding is for tests and
  *  downlinks, a device that only encodes never needs one. */
 typedef struct {
-    double val[TF_CFG_MAX_VAL];
+    tf_real_t val[TF_CFG_MAX_VAL];
     struct tf_top_s {
         uint16_t label;
         float score;
