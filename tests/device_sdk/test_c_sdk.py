@@ -72,3 +72,24 @@ def test_c_sdk_builds_clean_and_passes_ctest(config: str, tmp_path: Path) -> Non
     # every vector file was read whole: the wire and manifest tests count their cases against the files
     assert "[  PASSED  ] 5 test(s)." in out
     assert "[  PASSED  ] 6 test(s)." in out
+
+
+def test_c_sdk_on_cortex_m4_under_qemu(tmp_path: Path) -> None:
+    """The codec vectors, the ring and the TFLM helpers cross-compiled for Cortex-M4 (hard float) and run
+    bare-metal on QEMU's mps2-an386: endianness, alignment, float16 and soft double on the real instruction set."""
+    cmake = _need("cmake", "cmake")
+    ctest = _need("ctest", "cmake")
+    _need("arm-none-eabi-gcc", "gcc-arm-none-eabi (and libnewlib-arm-none-eabi)")
+    _need("qemu-system-arm", "qemu-system-arm")
+    build = tmp_path / "m4"
+    _run(
+        [cmake, "-S", str(SDK / "examples" / "cortex_m4"), "-B", str(build),
+         f"-DCMAKE_TOOLCHAIN_FILE={SDK / 'cmake' / 'arm-none-eabi.cmake'}", f"-DTF_PYTHON={sys.executable}"],
+        REPO,
+    )  # fmt: skip
+    _run([cmake, "--build", str(build), "-j", "2"], REPO)
+    out = _run([ctest, "--test-dir", str(build), "--output-on-failure", "-V"], REPO)
+    ran = set(re.findall(r"Test +#\d+: (\w+) \.+ +Passed", out))
+    assert ran == {"firmware_qemu", "test_wire_vectors_qemu", "test_ring_qemu", "test_tflm_qemu"}, out[-3000:]
+    assert "0 of 5 tests failed" in out  # the five vector groups ran on the target
+    assert "tf/v1/press-007/evt (26 bytes): a7000102050303" in out
