@@ -9,6 +9,8 @@ when a vector file holds a case they did not handle. A missing compiler or packa
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,6 +29,9 @@ CONFIGS = {
     "clang-asan-ubsan": ["-DCMAKE_C_COMPILER=clang", "-DTF_SANITIZE=ON"],
 }
 C_TESTS = {"test_wire_vectors", "test_ota", "test_ring", "test_tflm"}
+VECTORS = REPO / "device_sdk" / "test-vectors"
+#: seconds each libFuzzer target runs (bounded, so CI stays predictable)
+FUZZ_SECONDS = int(os.environ.get("TF_FUZZ_SECONDS", "30"))
 
 
 def _need(tool: str, package: str) -> str:
@@ -93,3 +98,48 @@ def test_c_sdk_on_cortex_m4_under_qemu(tmp_path: Path) -> None:
     assert ran == {"firmware_qemu", "test_wire_vectors_qemu", "test_ring_qemu", "test_tflm_qemu"}, out[-3000:]
     assert "0 of 5 tests failed" in out  # the five vector groups ran on the target
     assert "tf/v1/press-007/evt (26 bytes): a7000102050303" in out
+
+
+@pytest.fixture(scope="module")
+def fuzz_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cmake = _need("cmake", "cmake")
+    _need("clang", "clang (and libclang-rt-dev for libFuzzer)")
+    build = tmp_path_factory.mktemp("c-sdk-fuzz")
+    _run(
+        [cmake, "-S", str(SDK), "-B", str(build), "-DCMAKE_C_COMPILER=clang", "-DTF_FUZZ=ON", "-DTF_POSIX_PORT=OFF",
+         f"-DTF_PYTHON={sys.executable}"],
+        REPO,
+    )  # fmt: skip
+    _run([cmake, "--build", str(build), "-j", "2", "--target", "fuzz_decoders", "fuzz_manifest"], REPO)
+    return build / "tests"
+
+
+def _seed_corpus(target: str, corpus: Path) -> int:
+    corpus.mkdir()
+    n = 0
+    if target == "fuzz_manifest":
+        cases = [(c["name"], c["hex"]) for c in json.loads((VECTORS / "manifests.json").read_text())["cases"]]
+    else:
+        cases = []
+        for kind in ("events", "state", "telemetry", "ota_status"):
+            doc = json.loads((VECTORS / f"{kind}.json").read_text())
+            cases += [(f"{kind}-{c['name']}", c["hex"]) for c in doc["valid"] + doc["invalid"]]
+    for name, hexdata in cases:
+        (corpus / name).write_bytes(bytes.fromhex(hexdata))
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("target", ["fuzz_decoders", "fuzz_manifest"])
+def test_c_sdk_libfuzzer_finds_nothing(fuzz_build: Path, tmp_path: Path, target: str) -> None:
+    """libFuzzer (with ASan + UBSan) over the decoders and the manifest verifier, seeded with every vector."""
+    corpus = tmp_path / "corpus"
+    seeds = _seed_corpus(target, corpus)
+    assert seeds > 50
+    proc = subprocess.run(
+        [str(fuzz_build / target), f"-max_total_time={FUZZ_SECONDS}", "-max_len=2048", "-timeout=10", str(corpus)],
+        capture_output=True, text=True, timeout=FUZZ_SECONDS + 120, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert re.search(r"Done \d+ runs in", out), out[-3000:]
