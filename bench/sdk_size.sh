@@ -3,7 +3,7 @@
 # single-precision FPU, TF_CFG_REAL_FLOAT=1), per module and as linked for three firmware profiles:
 #   core:      TFLM output helper + event encoder + topics + ring buffer
 #   + state:   core + birth/LWT state and telemetry encoders
-#   with OTA:  core + state + manifest verifier + OTA state machine (crypto excluded: the port's)
+#   with OTA:  core + manifest verifier + OTA state machine and its ota/status encoder (crypto excluded: the port's)
 # The linked figures come from the map of device_sdk/c/bench/size_main.c (--gc-sections keeps what the profile
 # calls): bytes of the SDK's own sections; the libc / libgcc helpers it pulls in (memcpy, strlen, ...) are
 # shown apart, since the firmware links them anyway. The last line is JSON. A benchmark, not a test.

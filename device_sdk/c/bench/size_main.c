@@ -20,7 +20,7 @@ void bench_entry(void)
     static char topic[TF_TOPIC_MAX];
     static tf_ring_t ring;
     static tf_event_t ev;
-#if defined(TF_SIZE_STATE) || defined(TF_SIZE_OTA)
+#ifdef TF_SIZE_STATE
     static tf_state_t st;
     static tf_telemetry_t tel;
 #endif
@@ -37,7 +37,7 @@ void bench_entry(void)
     tf_bench_sink += (uintptr_t)tf_ring_push(&ring, buf, n);
     tf_bench_sink += (uintptr_t)tf_ring_peek(&ring, (const uint8_t **)&tf_bench_sink, &n);
     tf_bench_sink += (uintptr_t)tf_ring_pop(&ring);
-#if defined(TF_SIZE_STATE) || defined(TF_SIZE_OTA)
+#ifdef TF_SIZE_STATE
     tf_bench_sink += (uintptr_t)tf_state_encode(&st, buf, sizeof buf, &n);
     tf_bench_sink += (uintptr_t)tf_state_lwt(buf, sizeof buf, &n);
     tf_bench_sink += (uintptr_t)tf_telemetry_encode(&tel, buf, sizeof buf, &n);
