@@ -730,6 +730,7 @@ tf_err_t tf_ota_on_manifest(tf_ota_client_t *c, const uint8_t *payload, size_t l
         return fail(c, e == TF_ERR_PORT ? TF_ERR_OTA_STORAGE_FAILED : e);
     }
     c->phase = TF_OTA_READY;
+    c->retries = 0;
     c->last_report = c->offset;
     return TF_OK;
 }
@@ -755,8 +756,9 @@ tf_err_t tf_ota_step(tf_ota_client_t *c)
         tf_ota_progress_t p;
         c->phase = TF_OTA_RUNNING;
         if (port->fetch_range(port->user, c->uri, c->offset, c->chunk, want, &got) != TF_OK || got > want) {
-            return fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
+            return ++c->retries <= TF_CFG_OTA_RETRIES ? TF_OK : fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
         }
+        c->retries = 0;
         if (got == 0) {
             return fail(c, TF_ERR_OTA_SIZE_MISMATCH); /* the artifact ended before `size` */
         }
@@ -781,7 +783,7 @@ tf_err_t tf_ota_step(tf_ota_client_t *c)
     }
     /* all announced bytes are in: one more byte would mean the artifact is longer than declared */
     if (port->fetch_range(port->user, c->uri, c->m.size, c->chunk, 1, &got) != TF_OK) {
-        return fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
+        return ++c->retries <= TF_CFG_OTA_RETRIES ? TF_OK : fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
     }
     if (got > 0) {
         return fail(c, TF_ERR_OTA_SIZE_MISMATCH);

@@ -369,6 +369,47 @@ static void test_client_resumes_after_reset(void **state)
     assert_int_equal(file_size("slot.active"), 1033);
 }
 
+static int flaky_calls;
+static tf_err_t flaky_fetch(void *user, const char *uri, uint32_t offset, uint8_t *buf, size_t cap, size_t *got)
+{
+    /* every other request fails: fewer than TF_CFG_OTA_RETRIES in a row */
+    if (flaky_calls++ % 2 == 0) {
+        return TF_ERR_OTA_DOWNLOAD_FAILED;
+    }
+    return mem_fetch(user, uri, offset, buf, cap, got);
+}
+
+static void test_client_rides_out_transient_download_errors(void **state)
+{
+    const tf_vec_manifest_t *c = find_case("valid_typical");
+    static tf_ota_client_t cl;
+    size_t i;
+    (void)state;
+    fresh_device(10);
+    served = tf_vec_artifacts[0].data;
+    served_len = tf_vec_artifacts[0].len;
+    port.fetch_range = flaky_fetch;
+    client_for(&cl, c);
+    assert_int_equal(tf_ota_on_manifest(&cl, c->data, c->len), TF_OK);
+    assert_int_equal(run_to_end(&cl), TF_ERR_END);
+    assert_int_equal(activations, 1);
+    assert_true(flaky_calls > 6);
+    for (i = 0; i < n_reports; i++) {
+        assert_true(reports[i].state != TF_OTA_FAILED); /* nothing reported for a retried fetch */
+    }
+    /* a fetch that keeps failing exhausts the retries: one failed report, download_failed */
+    fresh_device(10);
+    fetch_budget = 0;
+    client_for(&cl, c);
+    assert_int_equal(tf_ota_on_manifest(&cl, c->data, c->len), TF_OK);
+    for (i = 0; i < TF_CFG_OTA_RETRIES; i++) {
+        assert_int_equal(tf_ota_step(&cl), TF_OK);
+    }
+    assert_int_equal(tf_ota_step(&cl), TF_ERR_OTA_DOWNLOAD_FAILED);
+    assert_int_equal(reports[n_reports - 1].reason, TF_ERR_OTA_DOWNLOAD_FAILED);
+    assert_int_equal(activations, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_client_reports_and_replay),
         cmocka_unit_test(test_client_tampered_manifest_never_downloads),
         cmocka_unit_test(test_client_resumes_after_reset),
+        cmocka_unit_test(test_client_rides_out_transient_download_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -301,6 +301,9 @@ int main(int argc, char **argv)
         }
         if (ota->phase == TF_OTA_READY || ota->phase == TF_OTA_RUNNING) {
             (void)tf_ota_step(ota);
+            if (ota->retries > 0) {
+                sleep_ms(200L * (long)ota->retries); /* a failed fetch: back off before the retry */
+            }
         }
         rc = mosquitto_loop(dev.mosq, 5, 1);
         if (rc != MOSQ_ERR_SUCCESS) {

@@ -23,6 +23,11 @@ extern "C" {
 #ifndef TF_CFG_OTA_CHUNK
 #define TF_CFG_OTA_CHUNK 512
 #endif
+/** Failed fetches of one chunk in a row before the update fails with `download_failed` (each failed
+ *  tf_ota_step() returns TF_OK; call it again after a back-off). */
+#ifndef TF_CFG_OTA_RETRIES
+#define TF_CFG_OTA_RETRIES 3
+#endif
 /** A `downloading` report every this many bytes. */
 #ifndef TF_CFG_OTA_REPORT_BYTES
 #define TF_CFG_OTA_REPORT_BYTES 16384
@@ -154,6 +159,7 @@ typedef struct {
     tf_ota_artifact_t art;
     uint32_t offset;
     uint32_t last_report;
+    uint32_t retries; /**< failed fetches in a row */
     uint8_t manifest[TF_CFG_MAX_MANIFEST_BYTES];
     uint8_t work[TF_CFG_MAX_MANIFEST_BYTES + 32];
     uint8_t chunk[TF_CFG_OTA_CHUNK];
@@ -180,7 +186,7 @@ tf_err_t tf_ota_on_manifest(tf_ota_client_t *c, const uint8_t *payload, size_t l
 /**
  * @brief Do one step of the update: fetch and store one chunk; at the end verify size and hash, activate,
  *        persist the seq, report `applied`.
- * @retval TF_OK more to do
+ * @retval TF_OK more to do (also after a failed fetch that will be retried: back off before the next call)
  * @retval TF_ERR_END the update is applied (or there is nothing to do)
  * @retval TF_ERR_OTA_DOWNLOAD_FAILED, TF_ERR_OTA_STORAGE_FAILED, TF_ERR_OTA_SIZE_MISMATCH,
  *         TF_ERR_OTA_HASH_MISMATCH, TF_ERR_OTA_APPLY_FAILED the update failed (reported; nothing activated)
