@@ -23,7 +23,7 @@ ARGS       ?=
 export UV_PYTHON_DOWNLOADS := never
 unexport VIRTUAL_ENV
 
-.PHONY: help env demo test lint typecheck services timescaledb bench clean
+.PHONY: help env demo test lint typecheck services timescaledb c-sdk-deps bench clean
 
 help:
 	@echo "make demo       service + simulated devices + UI on an embedded broker and database"
@@ -56,7 +56,7 @@ demo: env
 	$(BIN)/tinyfleet demo $(ARGS)
 
 # Lint, types and tests all run even when an earlier one fails; the exit status is non-zero if any failed.
-test: env services timescaledb
+test: env services timescaledb c-sdk-deps
 	@failed=(); \
 	echo "==> ruff check ."; $(BIN)/ruff check . || failed+=(ruff); \
 	echo "==> mypy"; $(BIN)/mypy || failed+=(mypy); \
@@ -79,6 +79,13 @@ services:
 
 timescaledb: services
 	scripts/install-timescaledb.sh
+
+# The C device SDK's toolchain: tests/device_sdk/test_c_sdk.py builds it with gcc and clang (plus ASan/UBSan and
+# libFuzzer) and runs its cmocka tests under ctest; the Cortex-M4 build runs under QEMU.
+C_SDK_PACKAGES := cmake gcc clang pkg-config libcmocka-dev libsodium-dev libclang-rt-dev libmosquitto-dev \
+	gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind
+c-sdk-deps:
+	scripts/ensure-system-packages.sh $(C_SDK_PACKAGES)
 
 bench: env services timescaledb
 	scripts/ensure-system-packages.sh gcc libmosquitto-dev

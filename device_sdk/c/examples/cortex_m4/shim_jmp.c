@@ -1,0 +1,2 @@
+#include <setjmp.h>
+jmp_buf tf_shim_jmp;
