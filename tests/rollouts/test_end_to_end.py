@@ -66,7 +66,7 @@ async def test_a_good_version_goes_out_wave_by_wave_and_an_offline_device_gets_i
             return (await rollout(env, ro["id"]))["state"] == "completed"
 
         try:
-            await eventually(completed, 60)
+            await eventually(completed, 120)
         except AssertionError:
             raise AssertionError(f"{await rollout(env, ro['id'])} {await decisions(env, ro['id'])}") from None
         states = await devices_of(env, ro["id"])
