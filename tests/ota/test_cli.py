@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from tests.registry.conftest import KWS
 from tinyfleet_device.manifest import DeviceCapabilities, TrustedKeys, key_id, verify_manifest
 
 TINYFLEET = str(Path(sys.executable).with_name("tinyfleet"))
-KWS = Path(__file__).resolve().parents[3] / "shared" / "models" / "kws_ref_model.tflite"
 
 
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

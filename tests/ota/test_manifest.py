@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.registry.conftest import KWS
 from tinyfleet.ota.keys import generate_signing_key
 from tinyfleet.ota.manifest import (
     ManifestDescriptionError,
@@ -25,9 +26,6 @@ from tinyfleet_device.manifest import (
     TrustedKeys,
     verify_manifest,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-KWS = ROOT.parent / "shared" / "models" / "kws_ref_model.tflite"
 
 
 def test_signed_manifest_verifies_on_the_device_side() -> None:

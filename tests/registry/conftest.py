@@ -4,6 +4,7 @@ S3-compatible server (tests/support/s3.py)."""
 from __future__ import annotations
 
 import importlib.resources
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 from tests.support.s3 import S3Server, local_s3_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT.parent / "shared" / "models"
+#: The MLCommons Tiny models: ../shared/models beside the checkout, or TINYFLEET_SHARED_MODELS elsewhere.
+MODELS_DIR = Path(os.environ.get("TINYFLEET_SHARED_MODELS") or REPO_ROOT.parent / "shared" / "models")
 AD01 = MODELS_DIR / "ad01_int8.tflite"
 KWS = MODELS_DIR / "kws_ref_model.tflite"
 KWS_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]

@@ -17,6 +17,7 @@ import tflite
 from tests.actions.conftest import eventually
 from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.ingest.conftest import make_settings, migrated_db, prefix  # noqa: F401 - fixtures
+from tests.registry.conftest import KWS, KWS_LABELS
 from tests.support.instances import free_port
 from tinyfleet.app import Service
 from tinyfleet.config import Settings
@@ -24,10 +25,7 @@ from tinyfleet.ota.keys import generate_signing_key, write_signing_key
 from tinyfleet_device.manifest import DeviceCapabilities, raw_public_key
 from tinyfleet_device.ota_sim import OtaFleet, SimDevice
 
-SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
-KWS = SHARED_MODELS / "kws_ref_model.tflite"
 ADMIN_KEY = "rollout-tests-admin-key-0123456789"
-KWS_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
 
 
 def patch_output_bias(data: bytes, label: int, delta: int) -> bytes:
