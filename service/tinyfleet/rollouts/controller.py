@@ -221,6 +221,7 @@ class _Step:
                 WHERE rd.rollout_id = :rid AND rd.status = ANY(:inflight) AND d.id = rd.device_id
                   AND ((d.model = :model AND d.mver = :version AND d.state_at >= rd.sent_at)
                        OR EXISTS (SELECT 1 FROM events e WHERE e.device_id = rd.device_id
+                                  AND e.time >= rd.sent_at - interval '1 day'
                                   AND e.received_at >= rd.sent_at AND e.model = :model AND e.mver = :version))
             """),
             {"rid": rid, "inflight": list(IN_FLIGHT), "model": model, "version": version,

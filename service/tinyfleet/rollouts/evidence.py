@@ -4,6 +4,10 @@ Canaries: the rollout's devices confirmed on the new version, their events since
 Control: the rollout's devices not updated yet (a later wave), on their old version, over the same span, and
 only those that reported anything in it (an offline control device says nothing about the old model; a
 silent canary does say something about the new one, so canaries count from their confirmation on).
+
+Every query also bounds the device time (`time`, the hypertables' partitioning column, the leading part of
+their indexes after the device) to a day before the span, so it reads recent chunks only, not a device's whole
+history; an event whose device clock is more than a day behind is left out of the comparison.
 """
 
 from __future__ import annotations
@@ -32,14 +36,16 @@ _LABELS = sa.text("""
     SELECT coalesce(e.label::text, e.kind::text) AS label, count(*) AS n
     FROM events e JOIN unnest(CAST(:devices AS text[]), CAST(:since AS timestamptz[])) AS d(device_id, since)
       ON e.device_id = d.device_id
-    WHERE e.received_at >= d.since AND e.received_at >= :t0 AND e.model = :model AND e.mver = :mver
+    WHERE e.time >= CAST(:t0 AS timestamptz) - interval '1 day'
+      AND e.received_at >= d.since AND e.received_at >= :t0 AND e.model = :model AND e.mver = :mver
     GROUP BY 1
 """)
 _SAMPLES = sa.text(f"""
     SELECT e.anom, e.lat_us
     FROM events e JOIN unnest(CAST(:devices AS text[]), CAST(:since AS timestamptz[])) AS d(device_id, since)
       ON e.device_id = d.device_id
-    WHERE e.received_at >= d.since AND e.received_at >= :t0 AND e.model = :model AND e.mver = :mver
+    WHERE e.time >= CAST(:t0 AS timestamptz) - interval '1 day'
+      AND e.received_at >= d.since AND e.received_at >= :t0 AND e.model = :model AND e.mver = :mver
       AND (e.anom IS NOT NULL OR e.lat_us IS NOT NULL)
     ORDER BY e.received_at DESC
     LIMIT {SAMPLE_ROWS}
@@ -47,7 +53,8 @@ _SAMPLES = sa.text(f"""
 _ACTIVE = sa.text("""
     SELECT count(DISTINCT e.device_id)
     FROM events e
-    WHERE e.device_id = ANY(CAST(:devices AS text[])) AND e.received_at >= :t0 AND e.model = :model
+    WHERE e.device_id = ANY(CAST(:devices AS text[])) AND e.time >= CAST(:t0 AS timestamptz) - interval '1 day'
+      AND e.received_at >= :t0 AND e.model = :model
       AND e.mver = :mver
 """)
 # Telemetry counters count since boot: the growth between consecutive reports, where a drop means a reboot
@@ -60,7 +67,8 @@ _ERRORS = sa.text("""
              t.infer_count - lag(t.infer_count) OVER w AS di, t.dropped - lag(t.dropped) OVER w AS dd
       FROM telemetry t JOIN unnest(CAST(:devices AS text[]), CAST(:since AS timestamptz[])) AS d(device_id, since)
         ON t.device_id = d.device_id
-      WHERE t.received_at >= d.since AND t.received_at >= :t0
+      WHERE t.time >= CAST(:t0 AS timestamptz) - interval '1 day'
+        AND t.received_at >= d.since AND t.received_at >= :t0
         AND t.infer_count IS NOT NULL AND t.dropped IS NOT NULL
       WINDOW w AS (PARTITION BY t.device_id ORDER BY t.time)
     ) deltas
