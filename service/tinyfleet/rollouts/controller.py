@@ -376,14 +376,15 @@ class _Step:
         if not soaked:
             return  # nothing to say yet
         if share < self.plan.min_confirmed:
-            reasons.append(f"{confirmed}/{total} confirmed, {self.plan.min_confirmed:.0%} needed")
+            # No counts in the reason: a hold is recorded when its reason changes, not at every confirmation.
+            reasons.append(f"fewer than {self.plan.min_confirmed:.0%} of the wave confirmed")
         verdict = self.comparison.verdict
         has_control = counts["pending"] > 0
         if has_control and verdict == "insufficient":
             missing = [r.gate for r in self.comparison.results if r.verdict == "insufficient"]
             reasons.append("not enough data for " + ", ".join(missing))
         if reasons:
-            await self.hold("; ".join(reasons))
+            await self.hold("; ".join(reasons), {"confirmed": confirmed, "total": total})
             return
         evidence_doc = {"gates": self.comparison.to_json(), "span": self.span, "confirmed": confirmed,
                         "total": total}  # fmt: skip
@@ -412,7 +413,7 @@ class _Step:
                           evidence_doc, wave=wave)  # fmt: skip
         await self.send_wave()
 
-    async def hold(self, reason: str) -> None:
+    async def hold(self, reason: str, counts: dict[str, int]) -> None:
         last = (
             await self.s.execute(
                 sa.text(
@@ -423,7 +424,7 @@ class _Step:
         ).first()  # fmt: skip
         if last is not None and last.action == "hold" and last.reason == reason:
             return
-        await self.decide("hold", reason, {"gates": self.comparison.to_json(), "span": self.span})
+        await self.decide("hold", reason, {"gates": self.comparison.to_json(), "span": self.span, **counts})
 
     # -- rollback ---------------------------------------------------------------------------------------------
 
