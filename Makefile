@@ -87,11 +87,12 @@ C_SDK_PACKAGES := cmake gcc clang pkg-config libcmocka-dev libsodium-dev libclan
 c-sdk-deps:
 	scripts/ensure-system-packages.sh $(C_SDK_PACKAGES)
 
-bench: env services timescaledb
+bench: env services timescaledb c-sdk-deps
 	scripts/ensure-system-packages.sh gcc libmosquitto-dev
 	@shopt -s nullglob; files=(bench/*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks in bench/" >&2; exit 1; fi; \
-	for f in "$${files[@]}"; do echo "==> $$f"; $(BIN)/python "$$f" $(ARGS); done
+	for f in "$${files[@]}"; do echo "==> $$f"; $(BIN)/python "$$f" $(ARGS); done; \
+	for f in bench/*.sh; do echo "==> $$f"; bash "$$f"; done
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
