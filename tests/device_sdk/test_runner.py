@@ -11,6 +11,9 @@ import pytest
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
+from tests.device_sdk.device_support import KWS_LABELS, sine_float_model
+from tests.device_sdk.device_support import ad01_path as _ad01
+from tests.device_sdk.device_support import kws_path as _kws
 from tests.registry.tflite_builder import build_model
 from tinyfleet.wire import EventKind, decode_events, encode_event
 from tinyfleet_device.arena import search_arena
@@ -18,9 +21,17 @@ from tinyfleet_device.errors import ArenaError, ModelError
 from tinyfleet_device.model_file import read_model
 from tinyfleet_device.runner import ModelRunner
 
-from .conftest import KWS_LABELS, sine_float_model
+REPO = Path(__file__).resolve().parents[2]
 
-REPO = Path(__file__).resolve().parents[3]
+
+@pytest.fixture(scope="module")
+def kws_path() -> Path:
+    return _kws()
+
+
+@pytest.fixture(scope="module")
+def ad01_path() -> Path:
+    return _ad01()
 
 
 def _relu_int8() -> bytes:
