@@ -57,25 +57,25 @@ import scipy.signal
 __all__ = [
     "AD_FRAMES",
     "AD_HOP_LENGTH",
+    "AD_LOGMEL",
     "AD_N_FFT",
     "AD_N_MELS",
     "AD_SAMPLE_RATE_HZ",
     "KWS_CLIP_SAMPLES",
     "KWS_FRAME_LENGTH",
     "KWS_FRAME_STEP",
+    "KWS_MFCC",
     "KWS_N_FRAMES",
     "KWS_N_MELS",
     "KWS_N_MFCC",
     "KWS_SAMPLE_RATE_HZ",
     "AudioFeatureError",
     "AudioFeatureSpec",
-    "AD_LOGMEL",
-    "KWS_MFCC",
     "ad_log_mel_spectrogram",
     "ad_logmel_features",
+    "htk_mel_weight_matrix",
     "kws_mfcc_features",
     "slaney_mel_filterbank",
-    "htk_mel_weight_matrix",
     "to_float_audio",
 ]
 
@@ -111,8 +111,8 @@ class AudioFeatureSpec:
 
     name: str
     sample_rate_hz: int
-    #: samples per window the device should read for one call (one 1 s clip for KWS; for AD 10 s, the length
-    #: of a ToyADMOS clip, scored as the mean over its 309 vectors — any length >= ``min_samples`` works)
+    #: samples per window the device reads for one event: one 1 s clip for KWS; 1 s for AD too (32 frames ->
+    #: 28 vectors, scored as their mean like MLCommons scores a 10 s clip; any length >= ``min_samples`` works)
     window_samples: int
     min_samples: int
     #: shape of one model input (without batch)
@@ -123,7 +123,7 @@ class AudioFeatureSpec:
 AD_LOGMEL = AudioFeatureSpec(
     name="ad-logmel",
     sample_rate_hz=AD_SAMPLE_RATE_HZ,
-    window_samples=10 * AD_SAMPLE_RATE_HZ,
+    window_samples=AD_SAMPLE_RATE_HZ,
     min_samples=(AD_FRAMES - 1) * AD_HOP_LENGTH,
     vector_shape=(AD_N_MELS * AD_FRAMES,),
     description="MLCommons Tiny AD log-mel: 16 kHz, n_fft 1024, hop 512, 128 Slaney mel bins, 10*log10 power, "
@@ -244,7 +244,8 @@ def ad_log_mel_spectrogram(samples: npt.ArrayLike, sample_rate_hz: int = AD_SAMP
     spectrum = scipy.fft.rfft(frames * _periodic_hann(AD_N_FFT), axis=1)
     power = spectrum.real**2 + spectrum.imag**2
     mel = power @ slaney_mel_filterbank(AD_SAMPLE_RATE_HZ, AD_N_FFT, AD_N_MELS).T
-    return (10.0 * np.log10(mel + sys.float_info.epsilon)).astype(np.float32)
+    log_mel: FloatArray = (10.0 * np.log10(np.asarray(mel) + sys.float_info.epsilon)).astype(np.float32)
+    return log_mel
 
 
 def ad_logmel_features(samples: npt.ArrayLike, sample_rate_hz: int = AD_SAMPLE_RATE_HZ) -> FloatArray:
@@ -318,5 +319,6 @@ def kws_mfcc_features(samples: npt.ArrayLike, sample_rate_hz: int = KWS_SAMPLE_R
         KWS_N_MELS, KWS_FFT_LENGTH // 2 + 1, KWS_SAMPLE_RATE_HZ, KWS_LOWER_HZ, KWS_UPPER_HZ
     )
     log_mel = np.log(spectrum @ weights + KWS_LOG_OFFSET)
-    mfcc = scipy.fft.dct(log_mel, type=2, axis=1) / np.sqrt(2.0 * KWS_N_MELS)
-    return mfcc[:, :KWS_N_MFCC].astype(np.float32)
+    mfcc = np.asarray(scipy.fft.dct(log_mel, type=2, axis=1)) / np.sqrt(2.0 * KWS_N_MELS)
+    out: FloatArray = mfcc[:, :KWS_N_MFCC].astype(np.float32)
+    return out

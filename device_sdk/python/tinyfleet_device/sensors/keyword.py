@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -128,15 +129,16 @@ def synthesize(
         raise KeywordAudioError(f"pitch must be 0..99, got {pitch}")
     if not voice or voice.startswith("-") or any(c.isspace() for c in voice):
         raise KeywordAudioError(f"bad espeak-ng voice name {voice!r}")
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise EspeakNotInstalledError(
-            "espeak-ng is not installed: install the Debian package (scripts/ensure-system-packages.sh espeak-ng)"
-        )
+    exe = _espeak()
+    # espeak-ng silently falls back to its default voice for an unknown name: check it ourselves
+    base, _, variant = voice.partition("+")
+    voices, variants = _voices(exe)
+    if base not in voices or (variant and variant not in variants):
+        raise KeywordAudioError(f"espeak-ng has no voice {voice!r} (see espeak-ng --voices, --voices=variant)")
     with tempfile.TemporaryDirectory(prefix="tinyfleet-espeak-") as tmp:
         out = Path(tmp) / "utterance.wav"
         try:
-            proc = subprocess.run(  # noqa: S603 - fixed executable, arguments checked above, no shell
+            proc = subprocess.run(
                 [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), "--", word],
                 capture_output=True, timeout=timeout_s, check=False,
             )
@@ -147,6 +149,36 @@ def synthesize(
             raise KeywordAudioError(f"espeak-ng failed for voice {voice!r}: {stderr or f'exit {proc.returncode}'}")
         samples, _ = read_wav(out, sample_rate_hz=sample_rate_hz)
     return samples
+
+
+def _espeak() -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise EspeakNotInstalledError(
+            "espeak-ng is not installed: install the Debian package (scripts/ensure-system-packages.sh espeak-ng)"
+        )
+    return exe
+
+
+@lru_cache(maxsize=2)
+def _voices(exe: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Names espeak-ng accepts for ``-v``: languages, voice names and voice files; and the ``+variant`` names."""
+
+    def table(arg: str) -> list[list[str]]:
+        try:
+            out = subprocess.run(
+                [exe, arg], capture_output=True, timeout=20, check=True
+            ).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise KeywordAudioError(f"cannot list espeak-ng voices: {exc}") from exc
+        return [line.split() for line in out.splitlines()[1:] if len(line.split()) >= 5]
+
+    voices: set[str] = set()
+    for row in table("--voices"):
+        voices.update((row[1], row[3], row[4], row[4].rsplit("/", 1)[-1]))
+    variants = {row[4].rsplit("/", 1)[-1] for row in table("--voices=variant")}
+    variants.update(row[3] for row in table("--voices=variant"))
+    return frozenset(voices), frozenset(variants)
 
 
 def _trim(samples: npt.NDArray[np.float64], rate: int, threshold_db: float = -40.0) -> npt.NDArray[np.float64]:

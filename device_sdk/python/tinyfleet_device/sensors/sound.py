@@ -30,8 +30,8 @@ Faults (:meth:`MachineSoundSimulator.inject`, severity 0..1, several at once pos
 The levels were set so that the normal sound's log-mel spectrum lies near what ``ad01`` reconstructs well (the
 model's own "normal" ToyCar spectrum: strong below ~500 Hz, falling ~25 dB to 2 kHz, a resonance near 3.3 kHz):
 its anomaly score on normal sound is of the order of real ToyCar normal clips (about 10), and faults raise it.
-Everything is deterministic given ``seed``; reads are phase-continuous, so a stream cut into windows of any size is
-the same sound.
+Everything is deterministic given ``seed`` and the sequence of read sizes; tones keep their phase and filters their
+state from one read to the next, so block boundaries leave no clicks.
 """
 
 from __future__ import annotations
