@@ -73,6 +73,7 @@ def test_read_wav_mixes_to_mono_and_resamples(tmp_path: Path) -> None:
     assert read_wav(floats)[0][0] == pytest.approx(0.25)
 
 
+@pytest.mark.filterwarnings("ignore::scipy.io.wavfile.WavFileWarning")
 def test_read_wav_refuses_broken_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")  # scipy warns about the junk chunk, then fails
