@@ -128,12 +128,14 @@ def test_wheel_installs_with_the_locked_requirements_and_runs(built_wheel: Path,
     out = subprocess.run([str(venv / "bin" / "tinyfleet"), "version"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"tinyfleet {VERSION}"
-    for cmd in (["db", "upgrade", "--help"], ["serve", "--help"], ["ingest", "--help"], ["dashboards", "push", "--help"]):
+    commands = (["db", "upgrade", "--help"], ["serve", "--help"], ["ingest", "--help"])
+    commands += (["dashboards", "push", "--help"],)
+    for cmd in commands:
         run = subprocess.run([str(venv / "bin" / "tinyfleet"), *cmd], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, (cmd, run.stderr)
     # the installed package finds the dashboards inside itself, not in a checkout
-    where = subprocess.run([str(py), "-c", "from tinyfleet.grafana.push import dashboards_dir; print(dashboards_dir())"],
-                           capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    code = "from tinyfleet.grafana.push import dashboards_dir; print(dashboards_dir())"
+    where = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert where.returncode == 0, where.stderr
     assert where.stdout.strip().endswith("site-packages/tinyfleet/grafana/files/json")
     imported = subprocess.run([str(py), "-c", "import tinyfleet_device.manifest"], capture_output=True, timeout=60)
