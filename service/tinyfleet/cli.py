@@ -183,12 +183,17 @@ def demo(
     ] = False,
     port: Annotated[int | None, typer.Option(help="HTTP port [env TINYFLEET_HTTP_PORT, default 8080]")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed of the simulated devices")] = None,
+    degrade_s: Annotated[
+        float, typer.Option(min=1, help="Seconds the first device takes from a healthy bearing to a severe fault")
+    ] = 90.0,
 ) -> None:
-    """The service with simulated devices; uses the configured or local broker/database, else embedded ones."""
+    """The service with a simulated fleet (real TFLM inference) and local catchers for the alerts' email and
+    Node-RED actions; uses the configured or local broker/database, else embedded ones."""
     get_settings(http_port=port)  # validates early, sets up logging
     from tinyfleet.demo.runner import DemoOptions, run
 
-    code = run(DemoOptions(devices=devices, embedded=embedded, seed=seed), {"http_port": port} if port else {})
+    opts = DemoOptions(devices=devices, embedded=embedded, seed=seed, degrade_s=degrade_s)
+    code = run(opts, {"http_port": port} if port else {})
     raise typer.Exit(code)
 
 

@@ -58,7 +58,7 @@ def test_demo_embedded_runs_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     env = clean_env(TINYFLEET_DATA_DIR=str(data_dir), TINYFLEET_HTTP_PORT=str(port))
-    proc = Proc(["demo", "--embedded", "--devices", str(DEVICES), "--seed", "7"], tmp_path, env)
+    proc = Proc(["demo", "--embedded", "--devices", str(DEVICES), "--seed", "7", "--degrade-s", "8"], tmp_path, env)
     try:
         # All devices are listed (their retained birth states went through the embedded broker into the DB).
         def devices_listed() -> list[str] | None:
@@ -82,15 +82,32 @@ def test_demo_embedded_runs_and_stops_cleanly(tmp_path: Path) -> None:
         def models() -> set[str] | None:
             items = httpx.get(f"{api}/api/v1/devices/{ids[0]}/events", params={"limit": 100}).json()["items"]
             seen = {e["model"] for e in items}
-            return seen if seen >= {"vib-cls", "vib-anom"} else None
+            return seen if seen >= {"vib-cls", "vib-ad"} else None
 
         wait_for(models, timeout=30, interval=1, message="classification and anomaly events did not both arrive")
         # Everything the simulated devices send is valid: nothing is dead-lettered.
         dead = httpx.get(f"{api}/api/v1/dead-letters").json()["items"]
         assert dead == [], f"the demo's own events were refused: {[(d['code'], d['detail']) for d in dead[:3]]}"
 
+        # demo-01's bearing wears out in 8 s: the model says bearing_fault, the rule `bearing-fault` (rules/) opens
+        # an alert and its email action reaches the demo's mail catcher.
+        def bearing_alert() -> dict[str, object] | None:
+            items = httpx.get(f"{api}/api/v1/alerts", params={"rule_id": "bearing-fault"}).json()["items"]
+            return next((a for a in items if a["group_key"] == ids[0]), None)
+
+        alert = wait_for(bearing_alert, timeout=120, interval=1, message="the bearing-fault alert never opened")
+        assert alert["severity"] == "major"
+
+        def mails() -> list[Path] | None:
+            found = sorted((data_dir / "demo" / "mail").glob("*.eml"))
+            return found or None
+
+        mail = wait_for(mails, timeout=60, interval=0.5, message="no email reached the demo's mail catcher")[0]
+        assert b"Bearing fault on demo-01" in mail.read_bytes()
+
         # The banner says where to look.
-        for fragment in (f"{api}/api/v1/devices", f"{api}/metrics", "mqtt://127.0.0.1:", "host=", "TINYFLEET_MQTT_URL"):
+        for fragment in (f"{api}/", f"{api}/api/v1/devices", f"{api}/metrics", "mqtt://127.0.0.1:", "host=",
+                         "TINYFLEET_MQTT_URL", "demo-01 develops a bearing fault", "mail"):  # fmt: skip
             assert fragment in proc.stdout, proc.stdout
 
         ready = httpx.get(f"{api}/readyz")

@@ -190,8 +190,10 @@ class FleetModel:
 
 
 def bundled_models() -> list[Path]:
-    """The project's own models: ``models/artifacts`` of a checkout (cwd), or the copies in the package."""
-    candidates = [Path.cwd() / "models" / "artifacts", Path(__file__).parent / "models"]
+    """The project's own models: ``models/artifacts`` of the working directory or of the checkout this package
+    runs from, else the copies the wheel carries (``tinyfleet_device/models``)."""
+    here = Path(__file__).resolve().parent
+    candidates = [Path.cwd() / "models" / "artifacts", here.parents[2] / "models" / "artifacts", here / "models"]
     for folder in candidates:
         found = sorted(p for p in folder.glob("vib-*.tflite") if p.is_file())
         if found:
