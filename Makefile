@@ -16,6 +16,7 @@ UV         := $(TOOLS)/bin/uv
 UV_STAMP   := $(TOOLS)/.uv-$(UV_VERSION)
 VENV       := .venv
 VENV_STAMP := $(VENV)/.tinyfleet-synced
+DEMO_STAMP := $(VENV)/.tinyfleet-demo-synced
 BIN        := $(VENV)/bin
 ARGS       ?=
 
@@ -23,7 +24,7 @@ ARGS       ?=
 export UV_PYTHON_DOWNLOADS := never
 unexport VIRTUAL_ENV
 
-.PHONY: help env demo test lint typecheck services timescaledb c-sdk-deps audio-deps bench clean
+.PHONY: help env demo nodered test lint typecheck services timescaledb c-sdk-deps audio-deps bench clean
 
 help:
 	@echo "make demo       service + simulated devices + UI on an embedded broker and database"
@@ -31,6 +32,7 @@ help:
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      run the benchmarks in bench/ against the local broker and database"
 	@echo "make env        only create/refresh .venv from uv.lock"
+	@echo "make nodered    install Node-RED 4 into .tinyfleet/nodered (the demo then delivers alerts to it)"
 	@echo "make clean      remove .venv, .venv-tools and caches"
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -50,10 +52,22 @@ $(VENV_STAMP): uv.lock pyproject.toml $(UV_STAMP)
 
 env: $(VENV_STAMP)
 
+# The demo needs neither the test tools nor TensorFlow (extra `train`): a smaller, faster first install.
+# --inexact keeps what a full `make env` installed.
+$(DEMO_STAMP): uv.lock pyproject.toml $(UV_STAMP)
+	$(UV) sync --frozen --inexact --extra embedded --python "$$(command -v $(PYTHON))"
+	touch $@
+
 # ------------------------------------------------------------------------------------------------ the two
 
-demo: env
+demo: $(DEMO_STAMP)
 	$(BIN)/tinyfleet demo $(ARGS)
+
+# Node-RED 4 for the demo's Node-RED actions (the tests install the same into the same folder on first use).
+nodered:
+	@command -v npm >/dev/null || scripts/ensure-system-packages.sh npm
+	@test -f .tinyfleet/nodered/node_modules/node-red/red.js || \
+	  npm install --no-audit --no-fund --loglevel=error --prefix .tinyfleet/nodered node-red@4
 
 # Lint, types and tests all run even when an earlier one fails; the exit status is non-zero if any failed.
 test: env services timescaledb c-sdk-deps audio-deps
