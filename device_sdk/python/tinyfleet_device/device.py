@@ -22,13 +22,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import msgspec
 import numpy as np
 import paho.mqtt.client as mqtt
 
@@ -183,6 +184,7 @@ class Uplink:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tf-uplink", daemon=True)
         self.published_events = 0
+        self.published_messages = 0
         self.acked_events = 0
         self.rejected_events = 0
 
@@ -244,6 +246,7 @@ class Uplink:
             self._inflight[info.mid] = [r.id for r in rows]
             self._last_id = rows[-1].id
             self.published_events += len(rows)
+            self.published_messages += 1
 
 
 @dataclass
@@ -349,7 +352,7 @@ class Session:
         self.uplink.on_disconnect()
 
     def _send_ack(self, ack: CommandAck) -> None:
-        ack = replace(ack, ts=_now_ms())
+        ack = msgspec.structs.replace(ack, ts=_now_ms())
         try:
             payload = encode_command_ack(ack, fmt=self.config.fmt)
         except WireError as exc:
@@ -473,7 +476,10 @@ class Session:
             payload = self._commands.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return
-        self.processor.handle_payload(payload)
+        try:
+            self.processor.handle_payload(payload)
+        except Exception:  # a command must never take the device down
+            log.exception("command handling failed")
 
     def run(self) -> str:
         c = self.config
@@ -529,6 +535,7 @@ class Session:
     def summary(self) -> dict[str, Any]:
         return {
             "boot": self.boot, "produced": self.produced, "published": self.uplink.published_events,
+            "messages": self.uplink.published_messages,
             "acked": self.uplink.acked_events, "backlog": self.store.backlog(),
             "dropped": self.store.dropped_since_boot, "commands": self.processor.handled, "mqtt": self.link.protocol,
             "backend": self.runner.backend,
