@@ -86,6 +86,10 @@ def run(
     arena_size: Annotated[int | None, typer.Option(min=1, help="Tensor arena for the model (default: search)")] = None,
     backend: Annotated[str | None, typer.Option(help="tflm | litert | auto (env TINYFLEET_DEVICE_BACKEND)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated sensor")] = 0,
+    trust: Annotated[
+        list[str] | None, typer.Option(help="OTA: a trusted manifest signer (raw Ed25519 public key, hex); repeatable")
+    ] = None,
+    topic_prefix: Annotated[str, typer.Option(help="MQTT topic prefix")] = "tf/v1",
     summary: Annotated[bool, typer.Option("--summary", help="Print one JSON summary line at exit")] = False,
     log_level: Annotated[str, typer.Option(envvar="TINYFLEET_DEVICE_LOG_LEVEL")] = "INFO",
 ) -> None:
@@ -124,6 +128,12 @@ def run(
         raise _fail("--device-id is required without --dry-run")
     fmt_value: Literal["cbor", "json"] = "json" if fmt == "json" else "cbor"
     try:
+        keys = tuple(bytes.fromhex(k) for k in trust or ())
+    except ValueError as exc:
+        raise _fail(f"--trust takes a public key in hex: {exc}") from exc
+    if any(len(k) != 32 for k in keys):
+        raise _fail("--trust takes a raw Ed25519 public key: 32 bytes, 64 hex digits")
+    try:
         config = DeviceConfig(
             device_id=device_id, model_path=model, state_dir=state_dir or Path(f"{device_id}.state"),
             mqtt_url=mqtt_url, password=password, labels=label_names, features=pipeline_def.name, source=source,
@@ -131,6 +141,7 @@ def run(
             telemetry_s=telemetry_interval, http_url=http_url, protocol=mqtt_protocol,  # type: ignore[arg-type]
             max_events=max_events, batch_max=batch_max, arena_size=arena_size or (card.arena if card else None),
             seed=seed, count=count, backend=backend, initial_fault=(fault, severity) if fault else None,
+            trusted_keys=keys, topic_prefix=topic_prefix,
         )  # fmt: skip
         device = Device(config)
     except (DeviceError, WireError) as exc:

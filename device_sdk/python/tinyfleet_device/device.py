@@ -15,6 +15,7 @@ once. The ``reboot`` command ends the session and starts the next boot in the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -40,11 +41,13 @@ from tinyfleet.wire import (
     CommandAck,
     DeviceState,
     EventKind,
+    OtaStatus,
     Telemetry,
     Topics,
     WireError,
     encode_command_ack,
     encode_event,
+    encode_ota_status,
     encode_state,
     encode_telemetry,
     validate_device_id,
@@ -54,7 +57,9 @@ from .capture import CaptureMeta, write_capture
 from .commands import CommandProcessor, Outcome
 from .errors import DeviceError, SourceError
 from .features import FeaturePipeline, get_pipeline
+from .manifest import DeviceCapabilities, TrustedKeys
 from .mqtt import MqttLink, MqttOptions, ProtocolChoice
+from .ota import InstalledModel, OtaClient, OtaError
 from .pipeline import InferencePipeline
 from .runner import InferenceResult, ModelRunner
 from .sources import open_source
@@ -125,7 +130,7 @@ class EventMaker:
     """(boot, seq) numbering and the threshold rule, shared by the device and the dry run."""
 
     def __init__(
-        self, runner: ModelRunner, *, boot: int, model: str, mver: int | None, threshold: float | None
+        self, runner: ModelRunner, *, boot: int, model: str | int, mver: int | None, threshold: float | None
     ) -> None:
         self.runner = runner
         self.boot = boot
@@ -281,13 +286,13 @@ class Session:
         self.started = time.monotonic()
         self.topics = Topics(config.topic_prefix)
         c = config
-        self.runner = ModelRunner.from_file(c.model_path, labels=c.labels, arena_size=c.arena_size, backend=c.backend,
-                                            kind=c.kind)  # fmt: skip
+        self.model: str | int = c.model_name
+        self.mver = c.mver
+        self.ota: OtaClient[ModelRunner] | None = None
+        self.runner = self._load_model()
         self.pipeline_def: FeaturePipeline = get_pipeline(c.features)
         source = open_source(c.source, pipeline=self.pipeline_def, seed=c.seed + boot)
         self.pipeline = InferencePipeline(self.runner, self.pipeline_def, source)
-        self.model = c.model_name
-        self.mver = c.mver
         settings = store.get("settings", {}) or {}
         self.interval_s = float(settings.get("interval_ms", c.interval_s * 1000)) / 1000
         threshold = settings.get("threshold", c.threshold)
@@ -301,10 +306,10 @@ class Session:
             source.inject(*c.initial_fault)
         self.stats = _Stats()
         self._commands: queue.Queue[bytes] = queue.Queue(maxsize=64)
+        self._swaps: queue.SimpleQueue[tuple[ModelRunner, InstalledModel, threading.Event]] = queue.SimpleQueue()
         self._reboot = threading.Event()
         self.produced = 0
-        self._ota: Any = None
-        self._ota_lock = threading.Lock()
+        self._ota_thread: threading.Thread | None = None
         self.link = MqttLink(
             MqttOptions(c.mqtt_url, c.device_id, c.password, protocol=c.protocol),
             will_topic=self.topics.state(c.device_id),
@@ -361,26 +366,96 @@ class Session:
         self.link.publish(self.topics.cmd_ack(self.config.device_id), payload, qos=1)
 
     # -------------------------------------------------------------------------------------------- OTA
+    def _load_model(self) -> ModelRunner:
+        """The model to run at this boot: the one the OTA client installed last, else the configured file
+        (which the OTA client then adopts as the factory model it can revert to)."""
+        c = self.config
+        if not c.trusted_keys:
+            return ModelRunner.from_file(c.model_path, labels=c.labels, arena_size=c.arena_size, backend=c.backend,
+                                         kind=c.kind)  # fmt: skip
+        factory = ModelRunner.from_file(c.model_path, labels=c.labels, arena_size=c.arena_size, backend=c.backend,
+                                        kind=c.kind)  # fmt: skip
+        self.ota = OtaClient(
+            state_dir=c.state_dir / "ota", trusted_keys=TrustedKeys(list(c.trusted_keys)),
+            capabilities=DeviceCapabilities(flash=c.flash, ram=c.ram, arena=c.arena_capacity,
+                                            ops=frozenset(factory.ops), device_id=c.device_id),
+            load_model=self._load_update, report=self._report_ota, swap=self._swap,
+            auth=(c.device_id, c.password or ""), firmware=c.fw,
+        )  # fmt: skip
+        try:
+            loaded = self.ota.load_active()
+        except (OtaError, DeviceError) as exc:
+            log.error("the model the last update installed cannot be loaded (%s): running the configured one", exc)
+            loaded = None
+        if loaded is not None and loaded[1].seq > 0:
+            runner, installed = loaded
+            self._adopt_identity(runner, installed)
+            log.info("running %s v%s (installed by OTA manifest %d)", installed.model, installed.version, installed.seq)
+            return runner
+        self.ota.adopt(c.model_path.read_bytes(), model=self.model, version=self.mver or 0, labels=c.labels)
+        return factory
+
+    def _adopt_identity(self, runner: ModelRunner, installed: InstalledModel) -> None:
+        if installed.labels and len(installed.labels) == runner.output.size:
+            runner.labels = list(installed.labels)
+        self.model = installed.model
+        self.mver = int(installed.version) if str(installed.version).isdigit() else self.mver
+
+    def _load_update(self, data: bytes) -> ModelRunner:
+        """A new interpreter for an update's bytes; refused (ModelError) when it cannot take this device's
+        features (the same number of input values as the model it replaces)."""
+        c = self.config
+        runner = ModelRunner.from_bytes(data, backend=c.backend)
+        current = getattr(self, "runner", None)
+        if current is not None and runner.input.size != current.input.size:
+            raise DeviceError(
+                f"the new model takes {runner.input.size} input values, this device's features give "
+                f"{current.input.size}"
+            )
+        return runner
+
+    def _swap(self, runner: ModelRunner, installed: InstalledModel) -> None:
+        """Called by the OTA client: the loop swaps the runner between two inferences (no event is lost)."""
+        done = threading.Event()
+        self._swaps.put((runner, installed, done))
+        self._wake_loop()
+        if not done.wait(30):
+            raise DeviceError("the device loop did not take the new model within 30 s")
+
+    def _apply_swaps(self) -> None:
+        while True:
+            try:
+                runner, installed, done = self._swaps.get_nowait()
+            except queue.Empty:
+                return
+            self._adopt_identity(runner, installed)
+            self.runner = runner
+            self.pipeline.runner = runner
+            self.events.runner = runner
+            self.events.model = self.model
+            self.events.mver = self.mver
+            done.set()
+            log.info("now running %s v%s", self.model, self.mver)
+            if self.link.connected.is_set():
+                self.link.publish(self.topics.state(self.config.device_id), encode_state(self.birth()), qos=1,
+                                  retain=True)  # fmt: skip
+
+    def _report_ota(self, status: OtaStatus) -> None:
+        self.link.publish(self.topics.ota_status(self.config.device_id), encode_ota_status(status, fmt=self.config.fmt))
+
     def _on_ota(self, payload: bytes) -> None:
-        """Hand a manifest to the OTA client (tinyfleet_device.ota) when this build has one."""
+        """Hand a manifest of the retained ``ota`` topic to the OTA client, in a worker thread."""
         if not payload:
             return
-        with self._ota_lock:
-            client = self._ota_client()
-        if client is None:
-            log.warning("an OTA manifest arrived, but this device has no OTA client: ignored")
+        if self.ota is None:
+            log.warning("an OTA manifest arrived but no trusted key is configured (--trust): ignored")
             return
-        threading.Thread(target=client.handle_manifest, args=(payload,), name="tf-ota", daemon=True).start()
-
-    def _ota_client(self) -> Any:
-        if self._ota is not None:
-            return self._ota
-        try:
-            from . import ota  # type: ignore[attr-defined]
-        except ImportError:
-            return None
-        self._ota = ota.make_client(self) if hasattr(ota, "make_client") else None
-        return self._ota
+        if self._ota_thread is not None and self._ota_thread.is_alive():
+            self.ota.cancel()  # a newer manifest replaces the one in progress
+            self._ota_thread.join(30)
+        self._ota_thread = threading.Thread(target=self.ota.handle_manifest, args=(payload,), name="tf-ota",
+                                            daemon=True)  # fmt: skip
+        self._ota_thread.start()
 
     # ---------------------------------------------------------------------------------------- controls
     def _save_setting(self, key: str, value: Any) -> None:
@@ -419,7 +494,7 @@ class Session:
             window = np.concatenate([window, fresh.reshape(len(fresh), -1)], axis=0)
         meta = CaptureMeta(
             sample_rate_hz=source.sample_rate_hz, label=label, device=self.config.device_id, boot=self.boot,
-            seq=self.events.seq, model=self.model, mver=self.mver, features=self.pipeline_def.name,
+            seq=self.events.seq, model=str(self.model), mver=self.mver, features=self.pipeline_def.name,
             captured_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             extra={"source": source.name},
         )  # fmt: skip
@@ -471,11 +546,19 @@ class Session:
         self.produced += 1
         self.uplink.wake()
 
+    def _wake_loop(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self._commands.put_nowait(b"")
+
     def _drain_commands(self, timeout: float) -> None:
+        self._apply_swaps()
         try:
             payload = self._commands.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return
+        self._apply_swaps()
+        if not payload:
+            return  # a wake-up
         try:
             self.processor.handle_payload(payload)
         except Exception:  # a command must never take the device down
@@ -490,6 +573,9 @@ class Session:
         )  # fmt: skip
         self.uplink.start()
         self.link.start()
+        if self.ota is not None and self.ota.pending:
+            self._ota_thread = threading.Thread(target=self.ota.resume, name="tf-ota-resume", daemon=True)
+            self._ota_thread.start()
         reason = "stopped"
         next_at = time.monotonic()
         next_tel = time.monotonic() + c.telemetry_s
@@ -520,6 +606,11 @@ class Session:
         finally:
             final = DeviceState(ts=_now_ms(), online=False, boot=self.boot, reason="reboot" if reason == "reboot"
                                 else "shutdown")  # fmt: skip
+            if self.ota is not None:
+                self.ota.cancel()
+                if self._ota_thread is not None:
+                    self._ota_thread.join(10)
+                self.ota.close()
             self.uplink.stop()
             self.link.stop(final=(self.topics.state(c.device_id), encode_state(final)))
         return reason
