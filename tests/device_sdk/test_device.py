@@ -40,9 +40,12 @@ from tinyfleet.wire import (
     decode_state,
     encode_command,
 )
+from tinyfleet_device.arena import search_arena
 from tinyfleet_device.capture import parse_capture
 
 DEVICE_CLI = str(Path(sys.executable).with_name("tinyfleet-device"))
+#: the KWS model's arena, measured once (the runner tests cover the search; devices here start faster)
+KWS_ARENA = search_arena(kws_path().read_bytes()).arena_bytes
 ADMIN_KEY = "tfk_admin_" + secrets.token_urlsafe(24)
 SERVICE_USER = "tinyfleet-service"
 
@@ -80,7 +83,8 @@ class Env:
         cmd = [
             DEVICE_CLI, "run", "--model", str(kws_path()), "--labels", ",".join(KWS_LABELS),
             "--mqtt-url", self.broker.url, "--device-id", device, "--password", self.passwords[device],
-            "--state-dir", str(self.tmp / device), "--http-url", self.http, "--summary", *args,
+            "--state-dir", str(self.tmp / device), "--http-url", self.http, "--summary",
+            "--arena-size", str(KWS_ARENA), *args,
         ]  # fmt: skip
         err = (self.tmp / f"{device}-{log}.log").open("a")
         env = {**os.environ, "TINYFLEET_DEVICE_LOG_LEVEL": "INFO"}
@@ -89,6 +93,16 @@ class Env:
     def log(self, device: str, log: str = "device") -> str:
         path = self.tmp / f"{device}-{log}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait(self, predicate: Callable[[], Any], timeout: float, what: str, device: str | None = None) -> Any:
+        """wait_for, and on failure the broker's log and the device's (what the failure needs to be understood)."""
+        try:
+            return wait_for(predicate, timeout, what)
+        except AssertionError as exc:
+            logs = f"\n--- broker log ---\n{self.broker.log_text()[-3000:]}"
+            if device is not None:
+                logs += f"\n--- device log ---\n{self.log(device)[-3000:]}"
+            raise AssertionError(f"{exc}{logs}") from None
 
     def watcher(self, topic: str) -> Watcher:
         return Watcher(self.broker, SERVICE_USER, self.service_password, topic)
@@ -127,7 +141,7 @@ class Watcher:
         self.client.disconnect()
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 90) -> dict[str, Any]:
+def finish(proc: subprocess.Popen[str], timeout: float = 240) -> dict[str, Any]:
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, f"device exited with {proc.returncode}: {out}"
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -194,7 +208,7 @@ async def test_events_stored_exactly_once_through_a_broker_restart(env: Env) -> 
     def stored() -> int:
         return len(env.rows(device))
 
-    await asyncio.to_thread(wait_for, lambda: stored() >= 10, 30, "first events stored")
+    await asyncio.to_thread(env.wait, lambda: stored() >= 10, 120, "first events stored", device)
     await asyncio.to_thread(env.broker.stop)  # the device keeps producing into its on-disk store
     await asyncio.sleep(1.5)
     await asyncio.to_thread(env.broker.start)
@@ -204,7 +218,7 @@ async def test_events_stored_exactly_once_through_a_broker_restart(env: Env) -> 
     assert session["produced"] == 80
     assert session["backlog"] == 0
     assert session["dropped"] == 0
-    await asyncio.to_thread(wait_for, lambda: stored() >= 80, 30, "all 80 events stored")
+    await asyncio.to_thread(wait_for, lambda: stored() >= 80, 60, "all 80 events stored")
     rows = env.rows(device)
     assert [(b, s) for b, s, _ in rows] == [(1, s) for s in range(80)]  # each once, none lost
     assert "disconnected from the broker" in env.log(device)
@@ -216,7 +230,7 @@ async def test_events_stored_exactly_once_through_a_broker_restart(env: Env) -> 
 async def test_events_survive_a_kill_of_the_device_during_an_outage(env: Env) -> None:
     device = "dev-kill"
     proc = env.start_device(device, "--interval", "0.05", log="first")
-    await asyncio.to_thread(wait_for, lambda: len(env.rows(device)) >= 5, 30, "first events stored")
+    await asyncio.to_thread(env.wait, lambda: len(env.rows(device)) >= 5, 120, "first events stored", device)
     await asyncio.to_thread(env.broker.stop)
     await asyncio.sleep(1.0)  # ~20 events only on the device's disk now
     proc.send_signal(signal.SIGKILL)
@@ -233,7 +247,7 @@ async def test_events_survive_a_kill_of_the_device_during_an_outage(env: Env) ->
         rows = env.rows(device)
         return rows if sum(1 for b, _, _ in rows if b == 2) >= 10 else None
 
-    rows = await asyncio.to_thread(wait_for, complete, 30, "boot 2 events stored")
+    rows = await asyncio.to_thread(env.wait, complete, 120, "boot 2 events stored", device)
     boot1 = [s for b, s, _ in rows if b == 1]
     boot2 = [s for b, s, _ in rows if b == 2]
     assert boot1 == list(range(len(boot1)))  # contiguous from 0: nothing lost, nothing twice
@@ -247,12 +261,12 @@ async def test_commands_are_acknowledged_and_capture_uploads(env: Env) -> None:
     states = env.watcher(f"tf/v1/{device}/state")
     proc = env.start_device(device, "--interval", "0.1", "--telemetry-interval", "0.5", "--format", "json")
     try:
-        await asyncio.to_thread(wait_for, lambda: len(env.rows(device)) >= 3, 30, "first events")
+        await asyncio.to_thread(env.wait, lambda: len(env.rows(device)) >= 3, 120, "first events", device)
 
         def send(cmd: Command) -> CommandAck:
             before = len(acks.payloads())
             acks.publish(f"tf/v1/{device}/cmd", encode_command(cmd))
-            payload = wait_for(lambda: acks.payloads()[before:] or None, 30, f"ack of {cmd.cmd}")[0]
+            payload = env.wait(lambda: acks.payloads()[before:] or None, 60, f"ack of {cmd.cmd}", device)[0]
             return decode_command_ack(payload)
 
         ack = await asyncio.to_thread(send, Command(id="c1", cmd="set_threshold", args={"threshold": 0.2}))
@@ -270,7 +284,7 @@ async def test_commands_are_acknowledged_and_capture_uploads(env: Env) -> None:
         # a rule action's bare JSON (no v, parameters at the top level)
         before = len(acks.payloads())
         acks.publish(f"tf/v1/{device}/cmd", b'{"cmd":"capture","samples":490,"label":"yes"}')
-        payload = await asyncio.to_thread(wait_for, lambda: acks.payloads()[before:] or None, 30, "capture ack")
+        payload = await asyncio.to_thread(wait_for, lambda: acks.payloads()[before:] or None, 60, "capture ack")
         ack = decode_command_ack(payload[0])
         assert ack.status is AckStatus.OK, ack
         assert ack.x is not None
@@ -315,8 +329,8 @@ async def test_commands_are_acknowledged_and_capture_uploads(env: Env) -> None:
             births = [decode_state(p) for p in states.payloads()]
             return any(s is not None and s.online and s.boot == 2 for s in births)
 
-        await asyncio.to_thread(wait_for, booted_again, 30, "birth of boot 2")
-        await asyncio.to_thread(wait_for, lambda: any(b == 2 for b, _, _ in env.rows(device)), 30, "boot 2 events")
+        await asyncio.to_thread(env.wait, booted_again, 120, "birth of boot 2", device)
+        await asyncio.to_thread(env.wait, lambda: any(b == 2 for b, _, _ in env.rows(device)), 60, "boot 2 events")
         offline = [decode_state(p) for p in states.payloads()]
         assert any(s is not None and not s.online and s.reason == "reboot" for s in offline)
         # settings persisted across the reboot: the sampling interval of 50 ms still holds (events keep coming)

@@ -108,6 +108,8 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
+        client.enable_logger(logging.getLogger("tinyfleet_device.paho"))
         return client
 
     def _connect_args(self) -> dict[str, Any]:
@@ -173,6 +175,9 @@ class MqttLink:
             self._on_connect_cb()
         except Exception:  # a failing callback must not kill paho's thread
             log.exception("on_connect handler failed")
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        log.info("cannot reach the broker at %s:%s; retrying", self.host, self.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         was = self.connected.is_set()
