@@ -37,7 +37,7 @@ FROM generate_series(1, %(rows)s) g
 
 def size_of(conn: psycopg.Connection, table: str, timescaledb: bool) -> int:
     fn = "hypertable_size" if timescaledb else "pg_total_relation_size"
-    row = conn.execute(f"SELECT {fn}('{table}')").fetchone()  # noqa: S608 - fixed table names
+    row = conn.execute(f"SELECT {fn}('{table}')").fetchone()
     assert row is not None
     return int(row[0])
 
