@@ -174,6 +174,7 @@ def test_scale_profile_emqx_hooks_and_shared_subscription():
     assert "/api/v1/broker/auth" in env["EMQX_AUTHENTICATION"]
     assert "/api/v1/broker/acl" in env["EMQX_AUTHORIZATION__SOURCES"]
     assert env["EMQX_AUTHORIZATION__NO_MATCH"] == "deny"
+    assert env["EMQX_BROKER__SHARED_SUBSCRIPTION_STRATEGY"] == "hash_clientid"
     ids = set()
     for name in ("ingest-1", "ingest-2"):
         cmd = s[name]["command"]
