@@ -181,6 +181,17 @@ def test_a_newer_model_is_applied_then_reverted_and_older_manifests_are_refused(
         assert again.states[-2:] == ["verified", "applied"]
         assert len(config.requests) == 1
 
+        # at boot, a damaged active model file (flash corruption) is not run: the previous model is
+        active_file = again.client.path_of(again.client.active)  # type: ignore[arg-type]
+        damaged = bytearray(active_file.read_bytes())
+        damaged[100] ^= 0xFF
+        active_file.write_bytes(bytes(damaged))
+        booted = make_device(tmp_path / "ota", key)
+        loaded = booted.client.load_active()
+        assert loaded is not None
+        assert (loaded[0].data, loaded[1].version) == (v1, 1)
+        assert json.loads((tmp_path / "ota" / "state.json").read_text())["active"]["version"] == 1
+
 
 # ---------------------------------------------------------------------------------------- refused manifests
 def _tampered(payload: bytes) -> bytes:
