@@ -4,8 +4,8 @@
 #   core:      event encoder + topic builder/parser + ring buffer                       (target <= 4 KiB)
 #   with OTA:  core + trusted keys + manifest verifier + OTA state machine with its ota/status reports
 #              (crypto excluded: the port's)                                            (target <= 8 KiB)
-# and, beside them, the same with the TFLM output helpers (label / score / top-k) and core + the birth/LWT
-# state and telemetry encoders.
+# and, beside them, the same with the TFLM output helpers (label / score / top-k), core + the birth/LWT
+# state and telemetry encoders, and core + the flash-backed ring (tf_fring).
 # The linked figures come from the map of device_sdk/c/bench/size_main.c (--gc-sections keeps what the profile
 # calls): bytes of the SDK's own sections; the libc / libgcc helpers it pulls in (memcpy, strlen, ...) are
 # shown apart, since the firmware links them anyway. The last line is JSON. A benchmark, not a test.
@@ -70,6 +70,7 @@ read -r tflm tflm_ram tflm_helpers < <(link tflm -DTF_SIZE_TFLM)
 read -r state state_ram state_helpers < <(link state -DTF_SIZE_STATE)
 read -r ota ota_ram ota_helpers < <(link ota -DTF_SIZE_OTA)
 read -r otat otat_ram otat_helpers < <(link ota_tflm -DTF_SIZE_OTA -DTF_SIZE_TFLM)
+read -r fring fring_ram fring_helpers < <(link fring -DTF_SIZE_FRING)
 # host cost per event: callgrind instructions (stable on a noisy machine), 1000 encodes / decodes, gcc -O2
 command -v valgrind >/dev/null || { echo "sdk_size: valgrind is missing (Debian valgrind)" >&2; exit 1; }
 gcc -std=c99 -O2 -g -I"$SDK/include" "$SDK/bench/encode_bench.c" "$SDK"/src/tf_{cbor,wire,event,event_decode,err}.c \
@@ -79,7 +80,7 @@ per_event() { callgrind_annotate --inclusive=yes "$out/cg.out" | awk -v f="$1" '
 enc_ir=$(per_event encode_all)
 dec_ir=$(per_event decode_all)
 ram=0
-for r in "$core_ram" "$tflm_ram" "$state_ram" "$ota_ram" "$otat_ram"; do ram=$((r > ram ? r : ram)); done
+for r in "$core_ram" "$tflm_ram" "$state_ram" "$ota_ram" "$otat_ram" "$fring_ram"; do ram=$((r > ram ? r : ram)); done
 echo
 printf '%-62s %6s %6s %8s\n' "linked profile (SDK sections only)" flash ram "+libc"
 row() { printf '%-62s %6d %6d %8d  %s\n' "$1" "$2" "$3" "$4" "$5"; }
@@ -89,8 +90,9 @@ row "core + TFLM output helpers" "$tflm" "$tflm_ram" "$tflm_helpers" ""
 row "core + birth/LWT state and telemetry encoders" "$state" "$state_ram" "$state_helpers" ""
 row "with OTA: core + keys + manifest verifier + state machine" "$ota" "$ota_ram" "$ota_helpers" "$(verdict "$ota" 8192)"
 row "with OTA + TFLM output helpers" "$otat" "$otat_ram" "$otat_helpers" ""
+row "core + flash-backed ring (flash hooks: the port's)" "$fring" "$fring_ram" "$fring_helpers" ""
 echo "static RAM of the SDK: $ram bytes ($(verdict "$ram" 256)); every buffer is the caller's"
 printf 'host (x86-64, gcc -O2), callgrind: %d instructions to encode the 42-byte design example, %d to decode and validate it\n' \
   "$enc_ir" "$dec_ir"
-printf '{"bench": "sdk_size", "core_flash_bytes": %d, "core_with_tflm_flash_bytes": %d, "core_with_state_flash_bytes": %d, "with_ota_flash_bytes": %d, "with_ota_and_tflm_flash_bytes": %d, "static_ram_bytes": %d, "libc_helpers_flash_bytes": %d, "encode_instructions_per_event": %d, "decode_instructions_per_event": %d, "target": "cortex-m4 -Os -mthumb"}\n' \
-  "$core" "$tflm" "$state" "$ota" "$otat" "$ram" "$otat_helpers" "$enc_ir" "$dec_ir"
+printf '{"bench": "sdk_size", "core_flash_bytes": %d, "core_with_tflm_flash_bytes": %d, "core_with_state_flash_bytes": %d, "with_ota_flash_bytes": %d, "with_ota_and_tflm_flash_bytes": %d, "core_with_flash_ring_flash_bytes": %d, "static_ram_bytes": %d, "libc_helpers_flash_bytes": %d, "encode_instructions_per_event": %d, "decode_instructions_per_event": %d, "target": "cortex-m4 -Os -mthumb"}\n' \
+  "$core" "$tflm" "$state" "$ota" "$otat" "$fring" "$ram" "$otat_helpers" "$enc_ir" "$dec_ir"

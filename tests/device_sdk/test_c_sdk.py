@@ -28,7 +28,7 @@ CONFIGS = {
     "gcc-asan-ubsan": ["-DCMAKE_C_COMPILER=gcc", "-DTF_SANITIZE=ON"],
     "clang-asan-ubsan": ["-DCMAKE_C_COMPILER=clang", "-DTF_SANITIZE=ON"],
 }
-C_TESTS = {"test_wire_vectors", "test_ota", "test_ring", "test_fring", "test_tflm"}
+C_TESTS = {"test_wire_vectors", "test_ota", "test_ring", "test_fring", "test_tflm", "test_json"}
 VECTORS = REPO / "device_sdk" / "test-vectors"
 #: seconds each libFuzzer target runs (bounded, so CI stays predictable)
 FUZZ_SECONDS = int(os.environ.get("TF_FUZZ_SECONDS", "30"))
@@ -96,7 +96,8 @@ def test_c_sdk_on_cortex_m4_under_qemu(tmp_path: Path) -> None:
     out = _run([ctest, "--test-dir", str(build), "--output-on-failure", "-V"], REPO)
     ran = set(re.findall(r"Test +#\d+: (\w+) \.+ +Passed", out))
     assert ran == {
-        "firmware_qemu", "test_wire_vectors_qemu", "test_ring_qemu", "test_fring_qemu", "test_tflm_qemu"
+        "firmware_qemu", "test_wire_vectors_qemu", "test_ring_qemu", "test_fring_qemu", "test_tflm_qemu",
+        "test_json_qemu",
     }, out[-3000:]
     assert "0 of 5 tests failed" in out  # the five vector groups ran on the target
     assert "tf/v1/press-007/evt (26 bytes): a7000102050303" in out

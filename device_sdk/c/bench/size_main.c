@@ -3,7 +3,8 @@
  *   (default)       event encoder + topic builder/parser + ring buffer
  *   TF_SIZE_TFLM    + the TFLM output helpers (label / score / top-k)
  *   TF_SIZE_STATE   + birth/LWT state and telemetry encoders
- *   TF_SIZE_OTA     + trusted keys, manifest verifier, OTA state machine (crypto is the port's) */
+ *   TF_SIZE_OTA     + trusted keys, manifest verifier, OTA state machine (crypto is the port's)
+ *   TF_SIZE_FRING   + the flash-backed ring (flash hooks are the port's) */
 #include "tinyfleet/tf_event.h"
 #include "tinyfleet/tf_ring.h"
 #include "tinyfleet/tf_state.h"
@@ -11,6 +12,9 @@
 #include "tinyfleet/tf_topic.h"
 #ifdef TF_SIZE_OTA
 #include "tinyfleet/tf_ota.h"
+#endif
+#ifdef TF_SIZE_FRING
+#include "tinyfleet/tf_fring.h"
 #endif
 
 void bench_entry(void);
@@ -49,6 +53,16 @@ void bench_entry(void)
     tf_bench_sink += (uintptr_t)tf_state_encode(&st, buf, sizeof buf, &n);
     tf_bench_sink += (uintptr_t)tf_state_lwt(buf, sizeof buf, &n);
     tf_bench_sink += (uintptr_t)tf_telemetry_encode(&tel, buf, sizeof buf, &n);
+#endif
+#ifdef TF_SIZE_FRING
+    {
+        static tf_fring_t fr;
+        static tf_flash_t flash;
+        tf_bench_sink += (uintptr_t)tf_fring_mount(&fr, &flash);
+        tf_bench_sink += (uintptr_t)tf_fring_push(&fr, buf, n);
+        tf_bench_sink += (uintptr_t)tf_fring_peek(&fr, buf, sizeof buf, &n);
+        tf_bench_sink += (uintptr_t)tf_fring_pop(&fr);
+    }
 #endif
 #ifdef TF_SIZE_OTA
     {

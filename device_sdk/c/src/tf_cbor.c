@@ -49,6 +49,8 @@ static tf_err_t put_head(tf_cbor_writer_t *w, uint8_t major, uint64_t v)
 
 tf_err_t tf_cbor_put_uint(tf_cbor_writer_t *w, uint64_t v) { return put_head(w, 0, v); }
 
+tf_err_t tf__put_head(tf_cbor_writer_t *w, uint8_t major, uint64_t v) { return put_head(w, major, v); }
+
 tf_err_t tf__put_kv(tf_cbor_writer_t *w, unsigned key, uint64_t v)
 {
     put_head(w, 0, key);

@@ -80,7 +80,8 @@ const char *tf__nth_name(const char *packed, unsigned i);
 const char *tf__ota_reason_name(tf_err_t err);
 
 /* Encoding helpers */
-/* an integer key and an unsigned value */
+/* a head of major type @p major; an integer key and an unsigned value */
+tf_err_t tf__put_head(tf_cbor_writer_t *w, uint8_t major, uint64_t v);
 tf_err_t tf__put_kv(tf_cbor_writer_t *w, unsigned key, uint64_t v);
 tf_err_t tf__check_text(tf_str_t s, uint32_t max_chars);
 tf_err_t tf__write_extras(tf_cbor_writer_t *w, const tf_extra_t *x, size_t n);
