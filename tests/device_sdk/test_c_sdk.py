@@ -96,7 +96,11 @@ def test_c_sdk_on_cortex_m4_under_qemu(tmp_path: Path) -> None:
     out = _run([ctest, "--test-dir", str(build), "--output-on-failure", "-V"], REPO)
     ran = set(re.findall(r"Test +#\d+: (\w+) \.+ +Passed", out))
     assert ran == {
-        "firmware_qemu", "test_wire_vectors_qemu", "test_ring_qemu", "test_fring_qemu", "test_tflm_qemu",
+        "firmware_qemu",
+        "test_wire_vectors_qemu",
+        "test_ring_qemu",
+        "test_fring_qemu",
+        "test_tflm_qemu",
         "test_json_qemu",
     }, out[-3000:]
     assert "0 of 5 tests failed" in out  # the five vector groups ran on the target
