@@ -128,8 +128,7 @@ class AckedPublisher:
 
 
 def measure_loop(case: Case, publisher: AckedPublisher, topic: str, iterations: int) -> dict[str, Any]:
-    card = case.path.with_name(case.path.name.removesuffix(".tflite") + ".card.json")
-    model = FleetModel.from_files(case.path, card_path=card, labels=case.labels, features=case.features)
+    model = FleetModel.from_files(case.path, labels=case.labels, features=case.features)
     runner: ModelRunner = model.runner
     pipeline = get_pipeline(case.features)
     window, rate = case.window()

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.dashboards.conftest import FedDatabase
+from tests.dashboards.conftest import GRAFANA_ROLE, FedDatabase
 from tinyfleet.grafana import definitions
 from tinyfleet.grafana.macros import TimeRange, expand
 from tinyfleet.grafana.push import load_dashboards
@@ -27,6 +27,7 @@ def _variables(fed: FedDatabase) -> dict[str, Any]:
 def _run(url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     with psycopg.connect(url) as conn:
         conn.read_only = True
+        conn.execute(f"SET ROLE {GRAFANA_ROLE}")  # what Grafana's data source logs in as
         cur = conn.execute(sql)  # type: ignore[call-overload]
         assert cur.description is not None
         return [c.name for c in cur.description], cur.fetchall()
@@ -92,3 +93,12 @@ def test_variable_queries_return_the_fed_values(fed_database: FedDatabase, uid: 
         values = [r[0] for r in rows]
         expected = fed_database.devices if var["name"] == "device" else fed_database.models
         assert values == sorted(expected)
+
+
+def test_grafana_role_reads_but_cannot_write(fed_database: FedDatabase):
+    with psycopg.connect(fed_database.url, autocommit=True) as conn:
+        conn.execute(f"SET ROLE {GRAFANA_ROLE}")
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] > 0  # type: ignore[index]
+        for sql in ("DELETE FROM events", "UPDATE alerts SET state = 'resolved'", "DROP TABLE dead_letters"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)  # type: ignore[call-overload]

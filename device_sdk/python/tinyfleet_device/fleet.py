@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import json
 import logging
 import math
 import random
@@ -42,10 +41,9 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -65,6 +63,7 @@ from tinyfleet.wire import (
     encode_telemetry,
     validate_device_id,
 )
+from tinyfleet_device.card import ModelCard, read_card
 from tinyfleet_device.features import get_pipeline
 from tinyfleet_device.runner import ModelRunner
 from tinyfleet_device.sensors.vibration import Fault, VibrationConfig, VibrationSimulator
@@ -139,7 +138,6 @@ class FleetModel:
     version: int
     runner: ModelRunner
     features: str
-    feature_params: dict[str, Any] = field(default_factory=dict)
     threshold: float | None = None  # anomaly models: above it the event's label is 1 (anomalous)
 
     @classmethod
@@ -147,38 +145,26 @@ class FleetModel:
         cls,
         model_path: Path,
         *,
-        card_path: Path | None = None,
         name: str | None = None,
         version: int | None = None,
         labels: Sequence[str] | None = None,
         features: str | None = None,
     ) -> FleetModel:
-        """A model from its ``.tflite`` and (optionally) the model card ``models/`` writes beside it."""
-        card: dict[str, Any] = {}
-        card_path = card_path or model_path.with_suffix(".card.json")
-        if card_path.is_file():
-            try:
-                card = json.loads(card_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise FleetError(f"cannot read the model card {card_path}: {exc}") from exc
-        feat = card.get("features")
-        feat_name = features or (feat.get("name") if isinstance(feat, dict) else feat) or "raw"
-        params = {k: v for k, v in feat.items() if k != "name"} if isinstance(feat, dict) else {}
-        kind = card.get("kind")
-        card_labels = card.get("labels")
+        """A model from its ``.tflite`` and the model card ``models/`` writes beside it (if any); the arguments
+        override the card."""
+        card = read_card(model_path) or ModelCard()
         runner = ModelRunner.from_file(
             model_path,
-            labels=labels or (card_labels if kind != "anomaly" else None),
-            kind=kind if kind in ("classification", "anomaly", "regression") else None,
+            labels=labels or (card.labels if card.kind != "anomaly" else None),
+            arena_size=card.arena,
+            kind=card.kind if card.kind in ("classification", "anomaly", "regression") else None,  # type: ignore[arg-type]
         )
-        threshold = card.get("threshold")
         return cls(
-            name=name or str(card.get("name") or model_path.name.split(".")[0]),
-            version=int(version if version is not None else card.get("version", 1)),
+            name=name or card.name or model_path.name.split(".")[0],
+            version=version if version is not None else card.version or 1,
             runner=runner,
-            features=feat_name,
-            feature_params=params,
-            threshold=float(threshold) if isinstance(threshold, int | float) else None,
+            features=features or card.features or "raw",
+            threshold=card.threshold,
         )
 
     def event(self, features: NDArray[np.float32], *, seq: int, boot: int, ts: int) -> Event:

@@ -87,6 +87,8 @@ def test_severity_scales_and_normal_clears() -> None:
     assert sim.faults == {"bearing": 0.7}
     sim.inject(MachineFault.NORMAL)
     assert sim.faults == {}
+    sim.inject("bearing_fault", 0.5)  # the vibration simulator's name for it
+    assert sim.faults == {"bearing": 0.5}
 
 
 def test_deterministic_per_seed_and_continuous_across_reads() -> None:

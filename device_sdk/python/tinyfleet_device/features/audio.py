@@ -73,8 +73,10 @@ __all__ = [
     "AudioFeatureSpec",
     "ad_log_mel_spectrogram",
     "ad_logmel_features",
+    "ad_logmel_pipeline",
     "htk_mel_weight_matrix",
     "kws_mfcc_features",
+    "kws_mfcc_pipeline",
     "slaney_mel_filterbank",
     "to_float_audio",
 ]
@@ -224,6 +226,14 @@ def slaney_mel_filterbank(
     return weights
 
 
+@lru_cache(maxsize=1)
+def _ad_mel_matrix() -> npt.NDArray[np.float64]:
+    """The AD filterbank transposed, (513, 128), C-contiguous."""
+    m = np.ascontiguousarray(slaney_mel_filterbank(AD_SAMPLE_RATE_HZ, AD_N_FFT, AD_N_MELS).T)
+    m.setflags(write=False)
+    return m
+
+
 @lru_cache(maxsize=8)
 def _periodic_hann(n: int) -> npt.NDArray[np.float64]:
     w = np.asarray(scipy.signal.get_window("hann", n, fftbins=True), dtype=np.float64)
@@ -243,7 +253,9 @@ def ad_log_mel_spectrogram(samples: npt.ArrayLike, sample_rate_hz: int = AD_SAMP
     frames = np.lib.stride_tricks.sliding_window_view(padded, AD_N_FFT)[::AD_HOP_LENGTH][:n_frames]
     spectrum = scipy.fft.rfft(frames * _periodic_hann(AD_N_FFT), axis=1)
     power = spectrum.real**2 + spectrum.imag**2
-    mel = power @ slaney_mel_filterbank(AD_SAMPLE_RATE_HZ, AD_N_FFT, AD_N_MELS).T
+    # einsum, not matmul: at this size OpenBLAS goes multi-threaded, which on a busy machine (a fleet simulator,
+    # CI) is 10x slower than numpy's own single-threaded loop
+    mel = np.einsum("fk,km->fm", power, _ad_mel_matrix())
     log_mel: FloatArray = (10.0 * np.log10(np.asarray(mel) + sys.float_info.epsilon)).astype(np.float32)
     return log_mel
 
@@ -322,3 +334,13 @@ def kws_mfcc_features(samples: npt.ArrayLike, sample_rate_hz: int = KWS_SAMPLE_R
     mfcc = np.asarray(scipy.fft.dct(log_mel, type=2, axis=1)) / np.sqrt(2.0 * KWS_N_MELS)
     out: FloatArray = mfcc[:, :KWS_N_MFCC].astype(np.float32)
     return out
+
+
+def ad_logmel_pipeline(window: npt.ArrayLike, sample_rate_hz: float) -> FloatArray:
+    """The ``ad-logmel`` registry entry's function (``FeaturePipeline.compute`` passes the rate as a float)."""
+    return ad_logmel_features(window, int(sample_rate_hz))
+
+
+def kws_mfcc_pipeline(window: npt.ArrayLike, sample_rate_hz: float) -> FloatArray:
+    """The ``kws-mfcc`` registry entry's function."""
+    return kws_mfcc_features(window, int(sample_rate_hz))

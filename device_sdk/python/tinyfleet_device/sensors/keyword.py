@@ -271,7 +271,9 @@ class WavSource:
 
 class UtteranceSource:
     """A stream of synthesized 1 s keyword clips: ``read(16000)`` gives one clip, cycling through ``words`` ×
-    ``voices`` with speed and pitch drawn from ``rng`` (seeded: the same sequence every run).
+    ``voices`` with speed and pitch drawn from ``rng`` (seeded: the same sequence every run), over white noise at
+    ``noise_snr_db`` (30 dB by default: a microphone's noise floor, as every Speech Commands clip has; ``None``
+    for digital silence around the word, which the KWS model recognizes less well — docs/models.md).
 
     ``read(n)`` with any other ``n`` slices the same continuous stream of back-to-back clips."""
 
@@ -282,7 +284,7 @@ class UtteranceSource:
         voices: Sequence[str] = DEFAULT_VOICES,
         speeds: tuple[int, int] = (120, 200),
         pitches: tuple[int, int] = (30, 70),
-        noise_snr_db: float | None = None,
+        noise_snr_db: float | None = 30.0,
         seed: int = 0,
         sample_rate_hz: int = SAMPLE_RATE_HZ,
     ) -> None:

@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.signal
 
-__all__ = ["MachineFault", "MachineSoundConfig", "MachineSoundError", "MachineSoundSimulator"]
+__all__ = ["FAULT_ALIASES", "MachineFault", "MachineSoundConfig", "MachineSoundError", "MachineSoundSimulator"]
 
 
 class MachineSoundError(ValueError):
@@ -57,6 +57,10 @@ class MachineFault(StrEnum):
     SQUEAL = "squeal"
     GEAR = "gear"
     IMBALANCE = "imbalance"
+
+
+#: the vibration simulator's names for the same faults, so one ``inject`` command works for either sensor
+FAULT_ALIASES: dict[str, MachineFault] = {"bearing_fault": MachineFault.BEARING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +161,10 @@ class MachineSoundSimulator:
         return {f.value: s for f, s in self._faults.items()}
 
     def inject(self, fault: str, severity: float = 1.0) -> None:
-        """Start (or change, or with severity 0 stop) a fault; ``"normal"`` clears all faults."""
+        """Start (or change, or with severity 0 stop) a fault; ``"normal"`` clears all faults.
+        ``"bearing_fault"`` (the vibration simulator's name) is taken for ``"bearing"``."""
         try:
-            kind = MachineFault(fault)
+            kind = FAULT_ALIASES.get(fault) or MachineFault(fault)
         except ValueError as exc:
             names = ", ".join(f.value for f in MachineFault)
             raise MachineSoundError(f"unknown machine fault {fault!r} (known: {names})") from exc
