@@ -525,3 +525,5 @@ async def test_the_service_signed_manifest_applies_a_model_from_the_registry_wit
     back = await asyncio.to_thread(dev.client.revert)
     assert (back.state, back.mver) == (OtaState.ROLLED_BACK, 1)
     assert dev.swaps[-1][0].data == v1
+    for d in (bad, dev):  # no keep-alive connection left for the server's shutdown to wait on
+        d.client.close()
