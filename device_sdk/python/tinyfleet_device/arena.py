@@ -6,6 +6,11 @@ temporary planning memory, hence the search. It runs in this process (the device
 service's registry runs the same search in a child process (``tinyfleet.registry._arena_worker``) because a
 damaged upload may crash native code.
 
+TFLM does not always fail cleanly: an arena a few bytes short of the minimum can end in ``abort()`` ("All temp
+buffers must be freed before calling ResetTempAllocations()") or a segmentation fault instead of a
+RuntimeError. So each probe of the bisection runs in a forked child (a crash is a
+failed probe) and only the size found is loaded in this process.
+
 TFLM writes its complaints to file descriptor 2; :func:`search_arena` sends them to a temporary file while it
 probes and returns the text of the largest probe's failure as the reason when the model does not load at all.
 """
@@ -74,13 +79,15 @@ def search_arena(
     max_arena: int = DEFAULT_MAX_ARENA,
     load: Loader | None = None,
     capture_first: bool = True,
+    isolate: bool = True,
 ) -> ArenaSearch:
     """Binary search of the smallest ``arena_size`` with which ``load`` succeeds, between 0 and ``max_arena``.
 
     Raises :class:`ArenaError` (with TFLM's own words) when the model does not load with ``max_arena``; any
     other exception than RuntimeError at that first probe (a flatbuffer the wrapper cannot read) too.
     ``capture_first=False`` leaves fd 2 alone for that first probe (a parent process reading this one's fd 2
-    then sees TFLM's words even if the native code crashes)."""
+    then sees TFLM's words even if the native code crashes). ``isolate`` (where ``os.fork`` exists) runs each
+    probe of the bisection in a forked child, so an abort in native code is a failed probe, not a crash."""
     loader = load if load is not None else tflm_loader()
     with captured_stderr() if capture_first else contextlib.nullcontext(lambda: "") as stderr:
         try:
@@ -92,12 +99,13 @@ def search_arena(
                 + (f": {said}" if said else "")
             ) from exc
         del biggest
+    isolated = isolate and hasattr(os, "fork")
     with captured_stderr():
         low, high, probes = 0, max_arena, 1  # invariant: `low` fails, `high` works
         while high - low > 1:
             middle = (low + high) // 2
             probes += 1
-            if _loads(loader, data, middle):
+            if _loads(loader, data, middle, isolated=isolated):
                 high = middle
             else:
                 low = middle
@@ -108,30 +116,27 @@ def search_arena(
     return ArenaSearch(arena_bytes=high, probes=probes, interpreter=interpreter)
 
 
-def _loads(loader: Loader, data: bytes, size: int) -> bool:
-    """Does ``loader(data, size)`` succeed? Probed in a forked child where the OS has fork: for some models TFLM
-    **aborts the process** at sizes just below the model's minimum instead of failing (a failed temporary
-    allocation in a kernel's Prepare, then "All temp buffers must be freed before calling
-    ResetTempAllocations()"; e.g. the 16 bytes below the minimum of models/artifacts/vib-cls.tflite), and a
-    binary search converges right there. A child that crashes or fails counts as "too small"."""
-    if not hasattr(os, "fork"):
+def _loads(loader: Loader, data: bytes, arena_size: int, *, isolated: bool) -> bool:
+    """Whether ``loader`` allocates the model in ``arena_size`` bytes; ``isolated``: try it in a forked child."""
+    if not isolated:
         try:
-            del_me = loader(data, size)
+            interpreter = loader(data, arena_size)
         except RuntimeError:
             return False
-        del del_me
+        del interpreter
         return True
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 1
+    if pid == 0:  # the child: try, and say how it went with the exit status only
+        status = 2
         try:
-            loader(data, size)
-            code = 0
-        except BaseException:  # noqa: S110 - any failure means "does not load"; the parent gets the status
-            pass
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            loader(data, arena_size)
+            status = 0
+        except RuntimeError:
+            status = 1
+        finally:
+            os._exit(status)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status) == 0
 
 
 def _condense(text: str, limit: int = 2000) -> str:

@@ -224,20 +224,22 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write, fsync, rename over ``path``, fsync the directory: the old or the new content, never a mix."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _sha256_file(path: Path) -> str:
@@ -309,12 +311,15 @@ class OtaClient(Generic[M]):
         limits: DownloadLimits | None = None,
         clock: Callable[[], float] | None = time.time,
         firmware: str | None = None,
+        durable: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.trusted_keys = trusted_keys
         #: what the device is; may be replaced (e.g. after a reconfiguration) between updates
         self.capabilities = capabilities
         self.limits = limits or DownloadLimits()
+        #: fsync every state change (a simulator running a thousand clients in one process turns it off)
+        self.durable = durable
         self._load_model = load_model
         self._report = report
         self._swap = swap
@@ -350,7 +355,8 @@ class OtaClient(Generic[M]):
         self.close()
 
     def cancel(self) -> None:
-        """Stop a running download at its next chunk (the partial file is kept for :meth:`resume`)."""
+        """Stop a running download at its next chunk (or its retry wait). Not a failure: nothing is reported,
+        ``handle_manifest`` returns None, and the partial file is kept for :meth:`resume` or the same manifest."""
         self._cancel.set()
 
     # ---------------------------------------------------------------------------------------- state
@@ -394,7 +400,7 @@ class OtaClient(Generic[M]):
             raise OtaError(Reason.STORAGE_FAILED, f"{path} is not a valid OTA state: {exc}") from exc
 
     def _save_state(self, state: _State) -> None:
-        _write_atomic(self.state_dir / STATE_FILE, json.dumps(state.to_json(), indent=1).encode())
+        _write_atomic(self.state_dir / STATE_FILE, json.dumps(state.to_json(), indent=1).encode(), durable=self.durable)
         self._state = state
 
     def _load_progress(self) -> _Progress | None:
@@ -409,7 +415,7 @@ class OtaClient(Generic[M]):
             return None
 
     def _save_progress(self, progress: _Progress) -> None:
-        _write_atomic(self.state_dir / PROGRESS_FILE, json.dumps(asdict(progress)).encode())
+        _write_atomic(self.state_dir / PROGRESS_FILE, json.dumps(asdict(progress)).encode(), durable=self.durable)
 
     def _drop_download(self) -> None:
         for name in (PROGRESS_FILE, PART_FILE):
@@ -421,21 +427,25 @@ class OtaClient(Generic[M]):
     ) -> InstalledModel:
         """Record the model the device already runs (its factory model) as the active one, so that the first
         update keeps it as the previous model to revert to. No-op (returns the recorded one) when the client
-        already has an active model: after an update the device should run :meth:`load_active` instead."""
+        already has a model installed by a manifest: after an update the device should run :meth:`load_active`
+        instead. A different factory model (the device was given another file) replaces an adopted one."""
         with self._lock:
-            if self._state.active is not None:
-                return self._state.active
+            current = self._state.active
+            digest = hashlib.sha256(data).hexdigest()
+            if current is not None and (current.seq > 0 or current.sha256 == digest):
+                return current
             installed = InstalledModel(
-                model=model, version=version, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                model=model, version=version, sha256=digest, size=len(data),
                 labels=tuple(labels) if labels is not None else None, installed_at=int(time.time()),
             )  # fmt: skip
             path = self.path_of(installed)
             try:
                 if not path.exists():
-                    _write_atomic(path, data)
+                    _write_atomic(path, data, durable=self.durable)
                 self._save_state(replace(self._state, active=installed))
             except OSError as exc:
                 raise OtaError(Reason.STORAGE_FAILED, f"cannot store the model: {exc}") from exc
+            self._prune()
             return installed
 
     def load_active(self) -> tuple[M, InstalledModel] | None:
@@ -517,7 +527,8 @@ class OtaClient(Generic[M]):
     def handle_manifest(self, payload: bytes) -> OtaStatus | None:
         """Act on a payload of the device's ``ota`` topic: verify, download, check, load, self-test, swap.
         Returns the last status reported (None when there was nothing to do: an empty payload clears the
-        retained manifest; the manifest already applied, seen again on a reconnect). Never raises for a bad
+        retained manifest; the manifest already applied, seen again on a reconnect; or when :meth:`cancel`
+        stopped the download, which is not reported as a failure). Never raises for a bad
         manifest or artifact: those are reported ``failed`` and the old model stays."""
         with self._lock:
             self._cancel.clear()
@@ -549,7 +560,7 @@ class OtaClient(Generic[M]):
                 return None
             return self.handle_manifest(payload)
 
-    def _update(self, payload: bytes, m: Manifest) -> OtaStatus:
+    def _update(self, payload: bytes, m: Manifest) -> OtaStatus | None:
         if m.component is not Component.MODEL:
             return self._failed(m.seq, Reason.INCOMPATIBLE, "this device takes model updates only, not firmware")
         installed = InstalledModel(
@@ -573,12 +584,22 @@ class OtaClient(Generic[M]):
                 self._store(target)
         except OtaError as exc:
             return self._failed(m.seq, exc.reason, exc.message)
+        except _Cancelled:
+            # not a failure: the device stops (or a newer manifest replaces this one); the partial download
+            # stays for resume() or for the same manifest again
+            log.info("the download for seq %d was cancelled at byte %d", m.seq, self._progress_offset())
+            return None
         return self._apply(data, installed, m.seq)
+
+    def _progress_offset(self) -> int:
+        progress = self._load_progress()
+        return progress.offset if progress is not None else 0
 
     def _store(self, target: Path) -> None:
         try:
             os.replace(self.state_dir / PART_FILE, target)
-            _fsync_dir(self.models_dir)
+            if self.durable:
+                _fsync_dir(self.models_dir)
             (self.state_dir / PROGRESS_FILE).unlink(missing_ok=True)
         except OSError as exc:
             raise OtaError(Reason.STORAGE_FAILED, f"cannot store the artifact: {exc}") from exc
@@ -680,7 +701,8 @@ class OtaClient(Generic[M]):
                 t.reported_at = time.monotonic()
                 self._fetch_all(f, t)
                 f.flush()
-                os.fsync(f.fileno())
+                if self.durable:
+                    os.fsync(f.fileno())
             t.verifier.finish()
         except ManifestError as exc:  # size or hash: the artifact is not the one signed for
             self._drop_download()
@@ -745,7 +767,7 @@ class OtaClient(Generic[M]):
                 continue
             except _Cancelled:
                 self._persist(f, t, force=True)
-                raise OtaError(Reason.DOWNLOAD_FAILED, "the download was cancelled") from None
+                raise
             except OtaError:
                 self._persist(f, t, force=True)
                 raise
@@ -763,7 +785,7 @@ class OtaClient(Generic[M]):
                     raise OtaError(Reason.DOWNLOAD_FAILED, f"{what}; the download deadline has passed") from exc
                 log.info("download of seq %d: %s; retry %d in %.1f s", t.manifest.seq, what, failures, wait)
                 if self._cancel.wait(wait):
-                    raise OtaError(Reason.DOWNLOAD_FAILED, "the download was cancelled") from None
+                    raise _Cancelled from None
             except httpx.HTTPError as exc:  # e.g. an unsupported URL scheme
                 raise OtaError(Reason.DOWNLOAD_FAILED, f"cannot fetch {t.manifest.uri}: {exc}") from exc
 
@@ -868,7 +890,8 @@ class OtaClient(Generic[M]):
         ):
             return
         f.flush()
-        os.fsync(f.fileno())
+        if self.durable:
+            os.fsync(f.fileno())
         self._save_progress(p)
         t.persisted_offset, t.persisted_at = p.offset, now
 
