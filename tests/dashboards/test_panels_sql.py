@@ -3,6 +3,7 @@ returns the columns the panel expects (in order) and at least one row; variable 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -102,3 +103,21 @@ def test_grafana_role_reads_but_cannot_write(fed_database: FedDatabase):
         for sql in ("DELETE FROM events", "UPDATE alerts SET state = 'resolved'", "DROP TABLE dead_letters"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql)  # type: ignore[call-overload]
+
+
+def test_dashboards_check_command_runs_every_panel(fed_database: FedDatabase, tmp_path):
+    from typer.testing import CliRunner
+
+    from tinyfleet.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["dashboards", "check", "--database-url", fed_database.url, "--hours", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert f"{len(PANELS)} ok, 0 failed" in ok.output
+    assert "ok    tinyfleet — device / Anomaly score:" in ok.output
+    broken = json.loads(json.dumps(DASHBOARDS["tinyfleet-alerts"]))
+    broken["panels"][0]["targets"][0]["rawSql"] = "SELECT nope FROM alerts WHERE $__timeFilter(opened_at)"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    bad = runner.invoke(app, ["dashboards", "check", "--database-url", fed_database.url, "--dir", str(tmp_path)])
+    assert bad.exit_code == 1
+    assert 'FAIL  tinyfleet — alerts / Active alerts by state: column "nope" does not exist' in bad.output
