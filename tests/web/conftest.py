@@ -21,13 +21,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.support.instances import free_port
 from tinyfleet.demo.devices import DeviceFleet, SimulatedDevice
+from tinyfleet.ota.keys import generate_signing_key, write_signing_key
 from tinyfleet.store.migrate import upgrade
 from tinyfleet.wire import Topics
+from tinyfleet_device.manifest import raw_public_key
 
 CHROMIUM = os.environ.get("TINYFLEET_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,6 +42,8 @@ PASSWORDS = {"olga": "operator-pass-123", "rita": "reader-pass-1234"}
 ROLES = {"olga": "operator", "rita": "read-only"}
 RUN = secrets.token_hex(3)
 SITES = {f"press-{RUN}-1": "plant-a", f"press-{RUN}-2": "plant-a", f"pump-{RUN}-3": "plant-b"}
+# CI machines are loaded (2 cores, other suites beside): give the pages time to fill.
+expect.set_options(timeout=20_000)
 IMG_DIR = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 DEVICES = list(SITES)
@@ -147,6 +151,14 @@ def live_service(make_database: Callable[[], str], tmp_path_factory: pytest.Temp
     }
     for user, password in PASSWORDS.items():
         _cli(env, "users", "create", user, "--role", ROLES[user], "--password-stdin", stdin=password + "\n")
+    key = generate_signing_key()
+    key_file = tmp / "ota.pem"
+    write_signing_key(key_file, key)
+    env.update({
+        "TINYFLEET_OTA_SIGNING_KEY_FILE": str(key_file),
+        "TINYFLEET_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TINYFLEET_ROLLOUTS_INTERVAL_S": "0.5",
+    })  # fmt: skip
     log_path = tmp / "service.log"
     log = log_path.open("w")
     process = subprocess.Popen([TINYFLEET, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=tmp)
@@ -168,6 +180,7 @@ def live_service(make_database: Callable[[], str], tmp_path_factory: pytest.Temp
             raise AssertionError(f"tinyfleet serve not ready: {log_path.read_text()[-3000:]}") from None
         fleet.start()
         service = LiveService(base, url, prefix, list(SITES), process, log_path)
+        service.extra["public_key"] = raw_public_key(key.public_key())
         with service.admin() as api:
 
             def all_there() -> bool:
@@ -208,8 +221,13 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def page(context: BrowserContext) -> Page:
-    return context.new_page()
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A page whose script errors fail the test."""
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield p
+    assert not errors, errors
 
 
 def login(page: Page, base_url: str, user: str, next_path: str = "/") -> None:
@@ -217,7 +235,7 @@ def login(page: Page, base_url: str, user: str, next_path: str = "/") -> None:
     page.get_by_label("User name").fill(user)
     page.get_by_label("Password", exact=True).fill(PASSWORDS[user])
     page.get_by_role("button", name="Log in", exact=True).click()
-    page.wait_for_url(f"{base_url}{next_path}")
+    page.wait_for_url(f"{base_url}{next_path}", timeout=30_000)
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -11,7 +11,12 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.conftest import MQTT_HOST, MQTT_PORT
+from tests.registry.conftest import KWS, KWS_LABELS
+from tests.rollouts.conftest import patch_output_bias
 from tests.web.conftest import ADMIN_KEY, SITES, LiveService, eventually, login, screenshot
+from tinyfleet_device.manifest import DeviceCapabilities
+from tinyfleet_device.ota_sim import OtaFleet, SimDevice
 
 PAGES = ["/", "/devices/{device}", "/alerts", "/rules", "/models"]
 
@@ -87,6 +92,7 @@ def test_operator_acknowledges_an_alert_and_the_database_and_audit_say_so(
     expect(page.locator("#history")).to_contain_text("ack")
     # Logged in as the operator, sending a command reaches the broker and is audited.
     page.goto(f"{live_service.base_url}/devices/{device}")
+    expect(page.locator("#dev-model")).to_contain_text("vib-cls")
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#cmd-result")).to_contain_text("sent identify")
     assert live_service.db("SELECT actor FROM audit WHERE action = %s", "POST /api/v1/devices/{device_id}/commands")
@@ -117,7 +123,8 @@ def test_read_only_user_cannot_act_and_csrf_less_posts_are_refused(
     assert no_csrf == 403
     assert live_service.db("SELECT state FROM alerts WHERE id = %s", alert_id)[0][0] == "open"
     wrong = page.evaluate(
-        "async (id) => (await fetch(`/api/v1/alerts/${id}/ack`, {method: 'POST', headers: {'X-CSRF-Token': 'x'}})).status",
+        "async (id) => (await fetch(`/api/v1/alerts/${id}/ack`,"
+        " {method: 'POST', headers: {'X-CSRF-Token': 'x'}})).status",
         alert_id,
     )
     assert wrong == 403
@@ -140,7 +147,7 @@ def test_login_with_an_api_key(live_service: LiveService, page: Page) -> None:
     page.goto(live_service.base_url + "/login?next=/rules")
     page.get_by_label("API key").fill(ADMIN_KEY)
     page.get_by_role("button", name="Log in with the key").click()
-    page.wait_for_url(live_service.base_url + "/rules")
+    page.wait_for_url(live_service.base_url + "/rules", timeout=30_000)
     expect(page.locator(".who")).to_contain_text("admin")
     expect(page.locator("#rules-table")).to_contain_text("cls-burst")
     expect(page.locator("#rules-table")).to_contain_text("test.yml")
@@ -149,7 +156,52 @@ def test_login_with_an_api_key(live_service: LiveService, page: Page) -> None:
     assert live_service.db("SELECT actor FROM audit WHERE action = 'POST /api/v1/rules/reload'") == [("admin-env",)]
 
 
-@pytest.mark.parametrize("path", PAGES)
+def test_a_rolled_back_rollout_shows_its_waves_gates_and_evidence(live_service: LiveService, page: Page) -> None:
+    """A real staged rollout: simulated devices that verify the signed manifest, download the model and run it
+    in TFLM; the new version always says "no", the canary-vs-control gate fails and the rollout rolls back."""
+    v1 = KWS.read_bytes()
+    bad = patch_output_bias(v1, label=3, delta=2**24)
+    devices = [f"kws-{live_service.prefix.split('/')[0]}-{i}" for i in range(5)]
+    sims = [SimDevice(d, "kws", 1, artifact=v1, caps=DeviceCapabilities(flash=1 << 20, ram=256 << 10, arena=128 << 10))
+            for d in devices]  # fmt: skip
+    with live_service.admin() as api:
+        for version, data in ((1, v1), (2, bad)):
+            r = api.put(f"/api/v1/models/kws/versions/{version}", content=data,
+                        params={"labels": KWS_LABELS, "task": "keyword spotting"})  # fmt: skip
+            assert r.status_code in (200, 201), r.text
+        with OtaFleet(sims, host=MQTT_HOST, port=MQTT_PORT, prefix=live_service.prefix,
+                      trusted_keys=[live_service.extra["public_key"]], events_per_s=5.0):  # fmt: skip
+
+            def registered() -> bool:
+                items = api.get("/api/v1/devices", params={"limit": 500}).json()["items"]
+                return len([d for d in items if d["model"] == "kws" and d["mver"] == 1]) == len(devices)
+
+            eventually(registered, 30)
+            for d in devices:
+                assert api.patch(f"/api/v1/devices/{d}/tags", json={"tags": {"fleet": "kws"}}).status_code == 200
+            waves = [{"percent": 40, "soak_s": 90}, {"percent": 100, "soak_s": 0}]
+            plan = {"waves": waves, "gates": {"min_events": 40}}
+            r = api.post("/api/v1/releases", json={"name": "kws-v2-says-no", "model": "kws", "model_version": 2,
+                                                   "cohort": {"tags": {"fleet": "kws"}}, "plan": plan})  # fmt: skip
+            assert r.status_code == 201, r.text
+            ro = api.post(f"/api/v1/releases/{r.json()['id']}/rollouts").json()
+            eventually(lambda: api.get(f"/api/v1/rollouts/{ro['id']}").json()["state"] == "rolled_back", 90, 0.5)
+    login(page, live_service.base_url, "olga", "/models")
+    expect(page.locator("#registry")).to_contain_text("kws")
+    page.get_by_role("button", name="Inspect kws v2").click()
+    expect(page.locator("#inspection")).to_contain_text("TFLM arena")
+    expect(page.locator("#rollouts-table")).to_contain_text("kws-v2-says-no")
+    page.get_by_role("link", name=f"#{ro['id']}").click()
+    expect(page.locator("#ro-state")).to_have_text("rolled_back")
+    expect(page.locator("#gates")).to_contain_text("label_psi")
+    expect(page.locator("#gates tr", has_text="label_psi")).to_contain_text("fail")
+    expect(page.locator("#decisions")).to_contain_text("rollback")
+    expect(page.locator("#waves svg")).to_be_visible()
+    expect(page.locator("#gate-chart svg")).to_be_visible()
+    screenshot(page, "rollout")
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/login"])
 def test_pages_have_no_serious_accessibility_violations(live_service: LiveService, page: Page, path: str) -> None:
     page.goto(live_service.base_url + path.format(device=_device(live_service)))
     page.wait_for_timeout(1500)  # the script has filled the page (live stream: never network-idle)

@@ -126,12 +126,25 @@ def csrf_token_matches(request: Request, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+def configured_key_mark(token: str) -> str:
+    """What a session keeps of the configured admin key: a digest, so changing the key ends such sessions."""
+    return "env:" + api_keys.token_digest("tinyfleet-session:" + token)[:32]
+
+
 async def session_principal(request: Request) -> Principal | None:
     """The principal a UI session cookie stands for (re-checked in the database), or None."""
     session = session_of(request)
     if not session:
         return None
     uid, kid = session.get(SESSION_USER), session.get(SESSION_KEY)
+    if isinstance(kid, str):  # logged in with TINYFLEET_ADMIN_API_KEY: valid while that key is unchanged
+        settings: Settings = request.app.state.settings
+        if settings.admin_api_key is not None and hmac.compare_digest(
+            kid, configured_key_mark(settings.admin_api_key.get_secret_value())
+        ):
+            return Principal("admin-env", frozenset(API_KEY_SCOPES))
+        session.clear()
+        return None
     if not isinstance(uid, int) and not isinstance(kid, int):
         return None
     database: Database | None = request.app.state.database

@@ -31,6 +31,7 @@ from tinyfleet.api.auth import (
     SESSION_USER,
     Principal,
     ReadScope,
+    configured_key_mark,
     csrf_token_matches,
     is_loopback_client,
     note_principal,
@@ -41,6 +42,7 @@ from tinyfleet.api.deps import SessionDep, get_database
 from tinyfleet.config import Environment, Settings
 from tinyfleet.fleet import api_keys, users
 from tinyfleet.store.db import Database
+from tinyfleet.store.models import API_KEY_SCOPES
 from tinyfleet.web import queries
 from tinyfleet.web.live import LiveFeed, LiveFeedError
 from tinyfleet.wire import DEVICE_ID_PATTERN
@@ -212,11 +214,18 @@ async def login(
     assert session is not None
     principal: Principal | None = None
     async with database.session() as db:
-        if api_key.strip():
-            key = await api_keys.authenticate(db, api_key.strip())
+        token = api_key.strip()
+        settings: Settings = request.app.state.settings
+        if token and settings.admin_api_key is not None and api_keys.matches_configured_key(
+            token, settings.admin_api_key.get_secret_value()
+        ):
+            principal = Principal("admin-env", frozenset(API_KEY_SCOPES))
+            new_session: dict[str, Any] = {SESSION_KEY: configured_key_mark(token)}
+        elif token:
+            key = await api_keys.authenticate(db, token)
             if key is not None:
                 principal = Principal(f"key:{key.id}", api_keys.effective_scopes(key.scopes), key.id, key.prefix)
-                new_session: dict[str, Any] = {SESSION_KEY: key.id}
+                new_session = {SESSION_KEY: key.id}
         elif username:
             user = await users.authenticate(db, username, password)
             if user is not None:

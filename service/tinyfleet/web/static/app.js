@@ -134,7 +134,7 @@
     }
     const legend = series.length > 1 || opts.legend ? h("p", { class: "legend" }, series.map((x) => h("span", { style: null, "data-color": x.color }, x.name))) : null;
     el.replaceChildren(g, ...(legend ? [legend] : []));
-    if (legend) legend.querySelectorAll("span").forEach((sp) => { sp.style.color = sp.dataset.color; });
+    if (legend) legend.querySelectorAll("span").forEach((sp) => { sp.style.setProperty("--swatch", sp.dataset.color); });
   }
   function fmtAxis(v) {
     const a = Math.abs(v);
@@ -182,7 +182,7 @@
     });
     const legend = h("p", { class: "legend" }, (opts.legend || []).map(([name, color]) => h("span", { "data-color": color }, name)));
     el.replaceChildren(g, legend);
-    legend.querySelectorAll("span").forEach((sp) => { sp.style.color = sp.dataset.color; });
+    legend.querySelectorAll("span").forEach((sp) => { sp.style.setProperty("--swatch", sp.dataset.color); });
   }
 
   // ----------------------------------------------------------------------------------------- overview
@@ -297,12 +297,6 @@
       const ota = (await api(`/api/v1/devices/${enc}/ota-reports?limit=50`)).items;
       fill($("#ota-table tbody"), ota.map((r) => h("tr", {}, h("td", {}, ago(r.received_at)), h("td", {}, badge(r.state)), h("td", {}, r.model ? `${r.model} v${r.mver ?? "?"}` : "–"), h("td", {}, r.seq ?? "–"), h("td", {}, r.reason || r.message || ""))), "no OTA reports from this device");
     }
-    thresholdInput.addEventListener("input", charts);
-    await load();
-    live(id, {
-      events: async (m) => { await loadNames(m.events); addEvents(m.events, true); setText("#dev-seen", "just now"); },
-      reload: load,
-    });
     const form = $("#cmd-form");
     if (form) form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -312,6 +306,12 @@
         const sent = await api(`/api/v1/devices/${enc}/commands`, { method: "POST", json: { name: $("#cmd-name").value, args } });
         out.textContent = `sent ${sent.name} (id ${sent.id}) on ${sent.topic}`;
       } catch (e) { out.textContent = `not sent: ${e.message}`; }
+    });
+    thresholdInput.addEventListener("input", charts);
+    await load();
+    live(id, {
+      events: async (m) => { await loadNames(m.events); addEvents(m.events, true); setText("#dev-seen", "just now"); },
+      reload: load,
     });
   }
 
