@@ -38,7 +38,7 @@ from tinyfleet.ingest.service import IngestService
 from tinyfleet.rollouts.context import RolloutsContext
 from tinyfleet.rollouts.runtime import RegistryCatalog, compatibility_problems
 from tinyfleet.store.db import CONNECT_OPTIONS, Database
-from tinyfleet.web import LiveFeed, install_web
+from tinyfleet.web.live import LiveFeed
 
 #: The API's queries are bounded in time: a runaway query answers 503 instead of holding a connection.
 API_STATEMENT_TIMEOUT_MS = 30_000
@@ -151,6 +151,8 @@ def create_app(
     install_fleet_error_handlers(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
+    from tinyfleet.web.mount import install_web  # beside api, importing api.auth: not at module level
+
     install_web(app, settings, live_feed)
     app.include_router(health.router)
     # Before devices: its `/devices/{device_id:path}` would take `/devices/{id}/ota-reports` for an id.
