@@ -382,11 +382,11 @@
     for (const m of models) {
       const versions = (await api(`/api/v1/models/${encodeURIComponent(m.name)}/versions`)).items;
       reg.append(h("h3", {}, m.name, m.description ? ` — ${m.description}` : ""),
-        h("table", { class: "data" }, h("caption", { class: "sr-only" }, `versions of ${m.name}`),
+        h("div", { class: "scroll", tabindex: "0" }, h("table", { class: "data" }, h("caption", { class: "sr-only" }, `versions of ${m.name}`),
           h("thead", {}, h("tr", {}, ["Version", "Size", "Precision", "Parameters", "Arena", "Labels", ""].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, versions.map((v) => h("tr", {}, h("td", {}, v.version), h("td", {}, `${(v.size / 1024).toFixed(1)} KiB`), h("td", {}, v.precision), h("td", {}, v.parameters),
             h("td", {}, v.arena_bytes ? `${(v.arena_bytes / 1024).toFixed(1)} KiB` : "not loadable"), h("td", {}, (v.labels || []).slice(0, 6).join(", ")),
-            h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => inspect(m.name, v.version), "aria-label": `Inspect ${m.name} v${v.version}` }, "Inspect")))))));
+            h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => inspect(m.name, v.version), "aria-label": `Inspect ${m.name} v${v.version}` }, "Inspect"))))))));
     }
     async function inspect(name, version) {
       const v = await api(`/api/v1/models/${encodeURIComponent(name)}/versions/${version}`);
