@@ -43,6 +43,11 @@ def test_overview_shows_the_fleet_by_site(live_service: LiveService, page: Page)
     expect(page.locator("#live-state")).to_have_text("live")
     eventually(lambda: page.locator("#n-rate").inner_text() not in ("–", "0", "0.0"), 70, 1)
     screenshot(page, "overview")
+    # On a tablet (portrait) the page fits its width: wide tables scroll inside their own box.
+    page.set_viewport_size({"width": 820, "height": 1180})
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert page.locator("#sites-chart svg").bounding_box()["width"] <= 820  # type: ignore[index]
 
 
 def test_device_page_gets_new_events_live(live_service: LiveService, page: Page) -> None:
@@ -170,7 +175,7 @@ def test_a_rolled_back_rollout_shows_its_waves_gates_and_evidence(live_service: 
                         params={"labels": KWS_LABELS, "task": "keyword spotting"})  # fmt: skip
             assert r.status_code in (200, 201), r.text
         with OtaFleet(sims, host=MQTT_HOST, port=MQTT_PORT, prefix=live_service.prefix,
-                      trusted_keys=[live_service.extra["public_key"]], events_per_s=5.0):  # fmt: skip
+                      trusted_keys=[live_service.extra["public_key"]], events_per_s=8.0):  # fmt: skip
 
             def registered() -> bool:
                 items = api.get("/api/v1/devices", params={"limit": 500}).json()["items"]
@@ -179,13 +184,18 @@ def test_a_rolled_back_rollout_shows_its_waves_gates_and_evidence(live_service: 
             eventually(registered, 30)
             for d in devices:
                 assert api.patch(f"/api/v1/devices/{d}/tags", json={"tags": {"fleet": "kws"}}).status_code == 200
-            waves = [{"percent": 40, "soak_s": 90}, {"percent": 100, "soak_s": 0}]
+            waves = [{"percent": 40, "soak_s": 200}, {"percent": 100, "soak_s": 0}]
             plan = {"waves": waves, "gates": {"min_events": 40}}
             r = api.post("/api/v1/releases", json={"name": "kws-v2-says-no", "model": "kws", "model_version": 2,
                                                    "cohort": {"tags": {"fleet": "kws"}}, "plan": plan})  # fmt: skip
             assert r.status_code == 201, r.text
             ro = api.post(f"/api/v1/releases/{r.json()['id']}/rollouts").json()
-            eventually(lambda: api.get(f"/api/v1/rollouts/{ro['id']}").json()["state"] == "rolled_back", 90, 0.5)
+            try:  # the canaries' label shift is found within the soak; a loaded CI machine is slow
+                eventually(lambda: api.get(f"/api/v1/rollouts/{ro['id']}").json()["state"] == "rolled_back", 170, 0.5)
+            except AssertionError:
+                state = api.get(f"/api/v1/rollouts/{ro['id']}").json()
+                decisions = api.get(f"/api/v1/rollouts/{ro['id']}/decisions").json()["items"]
+                raise AssertionError(f"{state} {[(d['action'], d['reason']) for d in decisions]}") from None
     login(page, live_service.base_url, "olga", "/models")
     expect(page.locator("#registry")).to_contain_text("kws")
     page.get_by_role("button", name="Inspect kws v2").click()
