@@ -4,18 +4,24 @@ Devices are provisioned with tags through `tinyfleet.fleet.devices`, a model ver
 registry tables, the demo's simulated devices (`tinyfleet.demo.devices.SimulatedDevice`, sped up) publish birth
 state, classification and anomaly events and telemetry, a publisher adds OTA status reports and undecodable
 payloads (dead letters), and alerts go through `tinyfleet.alerts` (open → acknowledged, open → resolved, with an
-outbox row). Built once per module: the panel tests only read it.
+outbox row). Built once per module: the panel tests only read it — as Grafana does, through the read-only role
+`grafana_reader` that the compose stack's database init script (deploy/compose/grafana-reader.sh) creates; the
+script runs here before the migrations, as it does at the container's first start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -33,6 +39,8 @@ from tinyfleet.store.models import ModelRecord, ModelVersion
 from tinyfleet.wire import OtaState, OtaStatus, Topics, encode_ota_status
 
 SITES = ("plant-a", "plant-a", "plant-b", "plant-b")
+GRAFANA_READER_SH = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "grafana-reader.sh"
+GRAFANA_ROLE = "grafana_reader"
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,15 @@ async def _alerts(url: str, device: str, other: str) -> None:
 @pytest.fixture(scope="module")
 def fed_database(make_database: Callable[[], str]) -> Iterator[FedDatabase]:
     url = make_database()
+    parts = urlsplit(url)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGHOST": parts.hostname or "127.0.0.1",
+        "PGPORT": str(parts.port or 5432), "POSTGRES_USER": parts.username or "postgres",
+        "POSTGRES_DB": parts.path.lstrip("/"), "TINYFLEET_GRAFANA_DB_PASSWORD": "test-only-password",
+    }  # fmt: skip
+    init = subprocess.run(["sh", str(GRAFANA_READER_SH)], env=env, capture_output=True, text=True, timeout=60)
+    if init.returncode != 0:
+        pytest.fail(f"grafana-reader.sh failed: {init.stderr}", pytrace=False)
     migrate.upgrade(url)
     with psycopg.connect(url) as conn:
         meta = dict(conn.execute("SELECT key, value FROM tinyfleet_meta").fetchall())
@@ -145,6 +162,9 @@ def fed_database(make_database: Callable[[], str]) -> Iterator[FedDatabase]:
             await asyncio.gather(*tasks)
 
         asyncio.run(run_fleet())
+        # Still connected: paho delivers whatever is in flight, so every published event arrives.
+        total = sum(sim.stats.events for sim in sims)
+        _wait(lambda: _count(url, "SELECT count(*) FROM events") == total, f"{total} events stored")
         pub = Publisher(MQTT_HOST, MQTT_PORT)
         try:
             device = devices[0]
@@ -167,8 +187,6 @@ def fed_database(make_database: Callable[[], str]) -> Iterator[FedDatabase]:
         _wait(lambda: _count(url, "SELECT count(*) FROM dead_letters") >= 3, "three dead letters")
         _wait(lambda: _count(url, "SELECT count(*) FROM ota_reports") >= 3, "three OTA reports")
         _wait(lambda: _count(url, "SELECT count(DISTINCT device_id) FROM telemetry") == len(devices), "telemetry")
-        total = sum(sim.stats.events for sim in sims)
-        _wait(lambda: _count(url, "SELECT count(*) FROM events") == total, f"{total} events stored")
         _wait(lambda: _count(url, "SELECT count(*) FROM devices WHERE model IS NOT NULL") == len(devices), "states")
     finally:
         ingest.stop()

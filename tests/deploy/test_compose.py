@@ -188,3 +188,20 @@ def test_scale_profile_emqx_hooks_and_shared_subscription():
     assert 'prefix=f"{API_PREFIX}/broker"' in broker
     assert '@router.post("/auth"' in broker
     assert '@router.post("/acl"' in broker
+
+
+def test_fleet_profile_reads_the_credentials_the_service_wrote():
+    s = resolved("fleet")["services"]
+    fleet, service = s["fleet"], s["tinyfleet"]
+    assert fleet["entrypoint"] == ["tinyfleet-device"]
+    cmd = fleet["command"]
+    assert cmd[0] == "fleet"
+    assert "--count" in cmd
+    creds = Path(cmd[cmd.index("--credentials") + 1])
+    shared = _mount(fleet, "tinyfleet-data")
+    assert shared["read_only"] is True
+    assert creds.parent == Path(shared["target"])
+    # written by `tinyfleet devices import -o` inside the service, whose data dir is that volume
+    assert _mount(service, "tinyfleet-data")["target"] == "/var/lib/tinyfleet"
+    assert f"-o /var/lib/tinyfleet/{creds.name}" in (REPO / "README.md").read_text()
+    assert fleet["environment"]["TINYFLEET_DEVICE_MQTT_URL"] == "mqtt://mosquitto:1883"

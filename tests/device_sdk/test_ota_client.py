@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -180,6 +181,17 @@ def test_a_newer_model_is_applied_then_reverted_and_older_manifests_are_refused(
         assert forward.state is OtaState.APPLIED
         assert again.states[-2:] == ["verified", "applied"]
         assert len(config.requests) == 1
+
+        # at boot, a damaged active model file (flash corruption) is not run: the previous model is
+        active_file = again.client.path_of(again.client.active)  # type: ignore[arg-type]
+        damaged = bytearray(active_file.read_bytes())
+        damaged[100] ^= 0xFF
+        active_file.write_bytes(bytes(damaged))
+        booted = make_device(tmp_path / "ota", key)
+        loaded = booted.client.load_active()
+        assert loaded is not None
+        assert (loaded[0].data, loaded[1].version) == (v1, 1)
+        assert json.loads((tmp_path / "ota" / "state.json").read_text())["active"]["version"] == 1
 
 
 # ---------------------------------------------------------------------------------------- refused manifests
@@ -361,6 +373,42 @@ def test_a_model_that_does_not_load_or_fails_its_self_test_is_not_swapped_in(
         _assert_old_model_kept(dev, v1, tmp_path)
 
 
+def test_a_cancelled_download_is_not_a_failure_and_continues_later(
+    tmp_path: Path, key: Ed25519PrivateKey, v1: bytes, v2: bytes
+) -> None:
+    config = ServerConfig(body=v2, mode="throttle", trickle=1024, interval_s=0.01)
+    limits = DownloadLimits(persist_interval_s=0.01, progress_interval_s=None)
+    with artifact_server(config) as url:
+        dev = make_device(tmp_path, key, factory=v1, limits=limits)
+        payload = manifest_for(key, v2, url)
+        result: list[OtaStatus | None] = []
+        worker = threading.Thread(target=lambda: result.append(dev.client.handle_manifest(payload)))
+        worker.start()
+        deadline = time.monotonic() + 20
+        while _offset(tmp_path) < 4096 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        dev.client.cancel()  # e.g. the device shuts down, or a newer manifest arrives
+        worker.join(10)
+        assert result == [None]
+        assert dev.states == ["downloading"]  # no "failed": the rollout must not count it
+        stopped_at = _offset(tmp_path)
+        assert 4096 <= stopped_at < len(v2)
+        _assert_old_model_kept(dev, v1, tmp_path)
+        config.mode = "ok"
+        status = dev.client.handle_manifest(payload)  # the same manifest (retained) again
+        assert status is not None
+        assert status.state is OtaState.APPLIED
+        assert config.requests[-1].headers.get("range") == f"bytes={stopped_at}-"
+    # the device was given another factory file: an adopted model is replaced, an OTA-installed one is not
+    other = tmp_path / "other"
+    fresh = make_device(other, key, factory=v1)
+    replaced = fresh.client.adopt(v2, model="kws", version=7)
+    assert (replaced.version, fresh.client.active) == (7, replaced)
+    assert [p.name for p in (other / "models").iterdir()] == [f"{replaced.sha256}.tflite"]
+    kept = dev.client.adopt(v1, model="kws", version=1)
+    assert (kept.version, kept.seq) == (2, 5)
+
+
 # ------------------------------------------------------------------------------------------------ kill -9
 def _child(state: Path, key: Ed25519PrivateKey, arg: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "tests.device_sdk.ota_child", str(state), raw_public_key(key.public_key()).hex(), arg]
@@ -477,3 +525,5 @@ async def test_the_service_signed_manifest_applies_a_model_from_the_registry_wit
     back = await asyncio.to_thread(dev.client.revert)
     assert (back.state, back.mver) == (OtaState.ROLLED_BACK, 1)
     assert dev.swaps[-1][0].data == v1
+    for d in (bad, dev):  # no keep-alive connection left for the server's shutdown to wait on
+        d.client.close()

@@ -355,7 +355,8 @@ class OtaClient(Generic[M]):
         self.close()
 
     def cancel(self) -> None:
-        """Stop a running download at its next chunk (the partial file is kept for :meth:`resume`)."""
+        """Stop a running download at its next chunk (or its retry wait). Not a failure: nothing is reported,
+        ``handle_manifest`` returns None, and the partial file is kept for :meth:`resume` or the same manifest."""
         self._cancel.set()
 
     # ---------------------------------------------------------------------------------------- state
@@ -426,12 +427,15 @@ class OtaClient(Generic[M]):
     ) -> InstalledModel:
         """Record the model the device already runs (its factory model) as the active one, so that the first
         update keeps it as the previous model to revert to. No-op (returns the recorded one) when the client
-        already has an active model: after an update the device should run :meth:`load_active` instead."""
+        already has a model installed by a manifest: after an update the device should run :meth:`load_active`
+        instead. A different factory model (the device was given another file) replaces an adopted one."""
         with self._lock:
-            if self._state.active is not None:
-                return self._state.active
+            current = self._state.active
+            digest = hashlib.sha256(data).hexdigest()
+            if current is not None and (current.seq > 0 or current.sha256 == digest):
+                return current
             installed = InstalledModel(
-                model=model, version=version, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                model=model, version=version, sha256=digest, size=len(data),
                 labels=tuple(labels) if labels is not None else None, installed_at=int(time.time()),
             )  # fmt: skip
             path = self.path_of(installed)
@@ -441,6 +445,7 @@ class OtaClient(Generic[M]):
                 self._save_state(replace(self._state, active=installed))
             except OSError as exc:
                 raise OtaError(Reason.STORAGE_FAILED, f"cannot store the model: {exc}") from exc
+            self._prune()
             return installed
 
     def load_active(self) -> tuple[M, InstalledModel] | None:
@@ -522,7 +527,8 @@ class OtaClient(Generic[M]):
     def handle_manifest(self, payload: bytes) -> OtaStatus | None:
         """Act on a payload of the device's ``ota`` topic: verify, download, check, load, self-test, swap.
         Returns the last status reported (None when there was nothing to do: an empty payload clears the
-        retained manifest; the manifest already applied, seen again on a reconnect). Never raises for a bad
+        retained manifest; the manifest already applied, seen again on a reconnect; or when :meth:`cancel`
+        stopped the download, which is not reported as a failure). Never raises for a bad
         manifest or artifact: those are reported ``failed`` and the old model stays."""
         with self._lock:
             self._cancel.clear()
@@ -554,7 +560,7 @@ class OtaClient(Generic[M]):
                 return None
             return self.handle_manifest(payload)
 
-    def _update(self, payload: bytes, m: Manifest) -> OtaStatus:
+    def _update(self, payload: bytes, m: Manifest) -> OtaStatus | None:
         if m.component is not Component.MODEL:
             return self._failed(m.seq, Reason.INCOMPATIBLE, "this device takes model updates only, not firmware")
         installed = InstalledModel(
@@ -578,7 +584,16 @@ class OtaClient(Generic[M]):
                 self._store(target)
         except OtaError as exc:
             return self._failed(m.seq, exc.reason, exc.message)
+        except _Cancelled:
+            # not a failure: the device stops (or a newer manifest replaces this one); the partial download
+            # stays for resume() or for the same manifest again
+            log.info("the download for seq %d was cancelled at byte %d", m.seq, self._progress_offset())
+            return None
         return self._apply(data, installed, m.seq)
+
+    def _progress_offset(self) -> int:
+        progress = self._load_progress()
+        return progress.offset if progress is not None else 0
 
     def _store(self, target: Path) -> None:
         try:
@@ -752,7 +767,7 @@ class OtaClient(Generic[M]):
                 continue
             except _Cancelled:
                 self._persist(f, t, force=True)
-                raise OtaError(Reason.DOWNLOAD_FAILED, "the download was cancelled") from None
+                raise
             except OtaError:
                 self._persist(f, t, force=True)
                 raise
@@ -770,7 +785,7 @@ class OtaClient(Generic[M]):
                     raise OtaError(Reason.DOWNLOAD_FAILED, f"{what}; the download deadline has passed") from exc
                 log.info("download of seq %d: %s; retry %d in %.1f s", t.manifest.seq, what, failures, wait)
                 if self._cancel.wait(wait):
-                    raise OtaError(Reason.DOWNLOAD_FAILED, "the download was cancelled") from None
+                    raise _Cancelled from None
             except httpx.HTTPError as exc:  # e.g. an unsupported URL scheme
                 raise OtaError(Reason.DOWNLOAD_FAILED, f"cannot fetch {t.manifest.uri}: {exc}") from exc
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from tinyfleet_device.features.audio import AD_LOGMEL, KWS_MFCC, ad_logmel_features, kws_mfcc_features
+from tinyfleet_device.features.audio import AD_LOGMEL, KWS_MFCC, ad_logmel_pipeline, kws_mfcc_pipeline
 from tinyfleet_device.features.vibration import (
     F_MIN_HZ,
     N_BANDS,
@@ -68,14 +68,14 @@ FEATURES: dict[str, FeaturePipeline] = {
         params={"n_bands": N_BANDS, "f_min_hz": F_MIN_HZ, "window": "hann", "scale": "log10"}),
     # MLCommons Tiny AD (ad01): one vector per frame position, (n, 640); the runner scores each and averages
     "ad-logmel": FeaturePipeline(
-        "ad-logmel", lambda w, rate: ad_logmel_features(w, int(rate)), AD_LOGMEL.description,
+        "ad-logmel", ad_logmel_pipeline, AD_LOGMEL.description,
         sample_rate_hz=AD_LOGMEL.sample_rate_hz, window_samples=AD_LOGMEL.window_samples, channels=1,
         output_size=AD_LOGMEL.vector_shape[0],
         params={"n_fft": 1024, "hop_length": 512, "n_mels": 128, "frames": 5, "power": 2.0, "mel": "slaney",
                 "log": "10*log10(x+eps)", "center": "reflect"}),
     # MLCommons Tiny KWS (kws_ref_model): one 1 s clip -> (49, 10)
     "kws-mfcc": FeaturePipeline(
-        "kws-mfcc", lambda w, rate: kws_mfcc_features(w, int(rate)), KWS_MFCC.description,
+        "kws-mfcc", kws_mfcc_pipeline, KWS_MFCC.description,
         sample_rate_hz=KWS_MFCC.sample_rate_hz, window_samples=KWS_MFCC.window_samples, channels=1,
         output_size=KWS_MFCC.vector_shape[0] * KWS_MFCC.vector_shape[1],
         params={"frame_length": 480, "frame_step": 320, "fft_length": 512, "n_mels": 40, "mel": "htk",

@@ -73,8 +73,10 @@ __all__ = [
     "AudioFeatureSpec",
     "ad_log_mel_spectrogram",
     "ad_logmel_features",
+    "ad_logmel_pipeline",
     "htk_mel_weight_matrix",
     "kws_mfcc_features",
+    "kws_mfcc_pipeline",
     "slaney_mel_filterbank",
     "to_float_audio",
 ]
@@ -332,3 +334,13 @@ def kws_mfcc_features(samples: npt.ArrayLike, sample_rate_hz: int = KWS_SAMPLE_R
     mfcc = np.asarray(scipy.fft.dct(log_mel, type=2, axis=1)) / np.sqrt(2.0 * KWS_N_MELS)
     out: FloatArray = mfcc[:, :KWS_N_MFCC].astype(np.float32)
     return out
+
+
+def ad_logmel_pipeline(window: npt.ArrayLike, sample_rate_hz: float) -> FloatArray:
+    """The ``ad-logmel`` registry entry's function (``FeaturePipeline.compute`` passes the rate as a float)."""
+    return ad_logmel_features(window, int(sample_rate_hz))
+
+
+def kws_mfcc_pipeline(window: npt.ArrayLike, sample_rate_hz: float) -> FloatArray:
+    """The ``kws-mfcc`` registry entry's function."""
+    return kws_mfcc_features(window, int(sample_rate_hz))

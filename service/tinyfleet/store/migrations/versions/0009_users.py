@@ -1,7 +1,7 @@
 """Users of the web UI: username, scrypt password hash, role (read-only / operator / admin).
 
 Revision ID: 0009_users
-Revises: 0007_rollouts
+Revises: 0008_captures
 Create Date: 2026-12-08
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_users"
-down_revision: str | Sequence[str] | None = "0007_rollouts"
+down_revision: str | Sequence[str] | None = "0008_captures"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
