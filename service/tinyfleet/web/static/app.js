@@ -95,7 +95,7 @@
   // A line chart of [{name, color, points: [[t_ms, value], ...]}] with an optional threshold line.
   function lineChart(el, series, opts = {}) {
     const spark = !!opts.spark;
-    const W = spark ? 300 : 600, H = opts.height || 200, L = spark ? 2 : 48, R = spark ? 2 : 10, T = spark ? 4 : 10, B = spark ? 4 : 24;
+    const W = spark ? 300 : Math.max(360, Math.min(1400, Math.round(el.clientWidth || 600))), H = opts.height || 200, L = spark ? 2 : 48, R = spark ? 2 : 10, T = spark ? 4 : 10, B = spark ? 4 : 24;
     const pts = series.flatMap((x) => x.points);
     if (!pts.length) { el.replaceChildren(h("p", { class: "empty" }, opts.empty || "no data yet")); return; }
     let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
@@ -146,7 +146,7 @@
   // Horizontal bars: [{label, value, color}]
   function barChart(el, items, opts = {}) {
     if (!items.length) { el.replaceChildren(h("p", { class: "empty" }, opts.empty || "no data yet")); return; }
-    const W = 600, row = 26, L = 150, R = 60, H = items.length * row + 8;
+    const W = Math.max(360, Math.min(1400, Math.round(el.clientWidth || 600))), row = 26, L = 150, R = 60, H = items.length * row + 8;
     const max = Math.max(...items.map((i) => i.value), 1e-9);
     const g = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.label || "bar chart" });
     g.append(s("title", {}, opts.label || "bar chart"));
@@ -161,7 +161,7 @@
   // Stacked horizontal bars: rows [{label, parts: [{name, value, color}]}]
   function stackedChart(el, rows, opts = {}) {
     if (!rows.length) { el.replaceChildren(h("p", { class: "empty" }, opts.empty || "no data yet")); return; }
-    const W = 600, row = 28, L = 150, R = 50, H = rows.length * row + 8;
+    const W = Math.max(360, Math.min(1400, Math.round(el.clientWidth || 600))), row = 28, L = 150, R = 50, H = rows.length * row + 8;
     const max = Math.max(...rows.map((r) => r.parts.reduce((a, p) => a + p.value, 0)), 1);
     const g = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.label || "stacked chart" });
     g.append(s("title", {}, opts.label || "stacked chart"));
@@ -433,15 +433,16 @@
       if (latest) {
         const gates = latest.evidence.gates.gates;
         $("#gates").replaceChildren(h("p", {}, "Verdict ", badge(latest.evidence.gates.verdict), ` at ${new Date(latest.at).toLocaleString()} (${latest.action})`),
-          h("table", { class: "data" }, h("caption", { class: "sr-only" }, "gates"), h("thead", {}, h("tr", {}, ["Gate", "Verdict", "Value", "Threshold", "Canary", "Control"].map((c) => h("th", { scope: "col" }, c)))),
+          h("div", { class: "scroll", tabindex: "0" }, h("table", { class: "data" }, h("caption", { class: "sr-only" }, "gates"), h("thead", {}, h("tr", {}, ["Gate", "Verdict", "Value", "Threshold", "Canary", "Control"].map((c) => h("th", { scope: "col" }, c)))),
             h("tbody", {}, gates.map((g) => {
               const d = g.detail || {};
               const pick = (side) => Object.entries(d).filter(([k]) => k.startsWith(side)).map(([k, v]) => `${k.slice(side.length + 1)} ${typeof v === "number" ? num(v, 3) : v}`).join(", ");
               return h("tr", {}, h("td", { class: "mono" }, g.gate), h("td", {}, badge(g.verdict)), h("td", {}, num(g.value, 3)), h("td", {}, g.threshold), h("td", {}, pick("canary")), h("td", {}, pick("control")));
-            }))));
+            })))));
         const pickEl = $("#gate-pick");
         const names = [...new Set(withGates.flatMap((d) => d.evidence.gates.gates.map((g) => g.gate)))];
-        const chosen = pickEl.value || names[0];
+        const failed = gates.find((g) => g.verdict === "fail");
+        const chosen = pickEl.value || (failed ? failed.gate : names[0]);
         pickEl.replaceChildren(...names.map((n) => h("option", { value: n, selected: n === chosen }, n)));
         const drawGate = () => {
           const name = pickEl.value;
