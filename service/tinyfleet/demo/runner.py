@@ -187,7 +187,8 @@ def _banner(settings: Settings, broker: Endpoint, database: Endpoint, fleet: Fle
     lines = [
         "",
         f"tinyfleet demo: {len(ids)} simulated devices, real TFLite Micro inference ({models}), 1 event/s each",
-        f"  open the UI  {api}/",
+        f"  open the UI  {api}/   (fleet overview, live; no login from this machine)",
+        f"               {api}/devices/{first}   (the device developing a bearing fault)",
         f"  what to look at: {first} develops a bearing fault over ~{degrade_s:.0f} s — its labels turn to",
         "    bearing_fault, the rule `bearing-fault` opens an alert (Alerts page, acknowledge it there),",
         f"    {mail},",
