@@ -64,6 +64,7 @@ from tinyfleet.wire import (
     validate_device_id,
 )
 from tinyfleet_device.card import ModelCard, read_card
+from tinyfleet_device.errors import DeviceError
 from tinyfleet_device.features import get_pipeline
 from tinyfleet_device.runner import ModelRunner
 from tinyfleet_device.sensors.vibration import Fault, VibrationConfig, VibrationSimulator
@@ -176,12 +177,17 @@ class FleetModel:
 
 
 def bundled_models() -> list[Path]:
-    """The project's own models: ``models/artifacts`` of the working directory or of the checkout this package
-    runs from, else the copies the wheel carries (``tinyfleet_device/models``)."""
+    """The project's own models — each ``.tflite`` with a model card (the float and pruned variants beside them
+    have none) — from ``models/artifacts`` of the working directory or of the checkout this package runs from,
+    else the copies the wheel carries (``tinyfleet_device/models``)."""
     here = Path(__file__).resolve().parent
     candidates = [Path.cwd() / "models" / "artifacts", here.parents[2] / "models" / "artifacts", here / "models"]
     for folder in candidates:
-        found = sorted(p for p in folder.glob("vib-*.tflite") if p.is_file())
+        found = sorted(
+            model
+            for card in folder.glob("vib-*.card.json")
+            if (model := card.with_name(card.name.removesuffix(".card.json") + ".tflite")).is_file()
+        )
         if found:
             return found
     return []
@@ -425,6 +431,13 @@ class SimDevice:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Measure at the fleet's rate, connected or not; connect, replay, publish; survive outages."""
+        try:
+            await self._run(stop)
+        except Exception:
+            log.exception("simulated device %s stopped", self.device_id)
+            raise
+
+    async def _run(self, stop: asyncio.Event) -> None:
         backoff = 1.0
         # Spread the fleet's ticks over one interval, so a thousand devices do not fire at once.
         await _sleep_or_stop(stop, self.rng.uniform(0, self.fleet.interval_s))
@@ -565,6 +578,11 @@ class Fleet:
             SimDevice(self, i, d, pw, b) for i, ((d, pw), b) in enumerate(zip(ids, behaviours, strict=True))
         ]
         self.bank = ConditionBank({m.features for m in self.models}, seed=seed)
+        for m in self.models:  # a model that cannot take its features fails here, not in a thousand devices
+            try:
+                m.event(self.bank.sample(m.features, Fault.NORMAL, 0.0, rng), seq=0, boot=0, ts=0)
+            except (DeviceError, ValueError) as exc:
+                raise FleetError(f"model {m.name} cannot run on {m.features!r} features: {exc}") from exc
         self.connect_slots = asyncio.Semaphore(CONNECT_CONCURRENCY)
         self._tasks: list[asyncio.Task[None]] = []
 
