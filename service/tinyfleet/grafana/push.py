@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import niquests
+import requests
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError
 
@@ -190,7 +190,7 @@ class GrafanaPusher:
     def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (GrafanaException, niquests.exceptions.RequestException) as exc:
+        except (GrafanaException, requests.exceptions.RequestException) as exc:
             raise _explain(exc, doing) from exc
 
     def _get_or_none(self, doing: str, fn: Any, *args: Any) -> Any:
@@ -200,7 +200,7 @@ class GrafanaPusher:
             if _is_missing(exc):
                 return None
             raise _explain(exc, doing) from exc
-        except niquests.exceptions.RequestException as exc:
+        except requests.exceptions.RequestException as exc:
             raise _explain(exc, doing) from exc
 
     def check_reachable(self) -> dict[str, Any]:

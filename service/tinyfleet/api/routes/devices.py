@@ -262,7 +262,7 @@ async def update_device_tags(
 
 
 #: Sub-resources that only other methods serve: a GET of them must be 405, not "device 'x/enable' not found".
-_OTHER_METHOD_SUFFIXES = ("/enable", "/disable", "/decommission", "/credentials/rotate", "/tags")
+_OTHER_METHOD_SUFFIXES = ("/enable", "/disable", "/decommission", "/credentials/rotate", "/tags", "/commands")
 
 
 def _not_another_methods_resource(request: Request) -> None:
