@@ -1,28 +1,29 @@
 """Recorded vibration windows — CSV or WAV files, including the raw windows devices upload with ``capture`` —
 turned into ``vib-fft`` rows for the dataset.
 
-CSV layout (``tinyfleet-capture`` v1; what a device's capture is stored as, see docs/models.md)::
+**Captures** (a file whose first line is ``# tinyfleet-capture: 1``: what ``POST /api/v1/devices/{id}/captures``
+stores, docs/protocol.md "Captures") are read with the device's own :func:`tinyfleet_device.capture.parse_capture`::
 
     # tinyfleet-capture: 1
-    # device: press-07
     # sample_rate_hz: 3200
     # label: bearing_fault
-    # units: g
-    t,x,y,z
-    0.0,0.0123,1.0021,-0.0034
-    ...
+    # device: press-007
+    x_g,y_g,z_g
+    0.0123,1.0012,-0.0034
 
-Lines starting with ``#`` before the column header are ``key: value`` metadata (unknown keys are kept,
-ignored). The header names the columns: ``x``, ``y``, ``z`` (g) are required, in any order; ``t`` (seconds) is
-optional, and gives the sample rate when ``sample_rate_hz`` is absent. ``units`` may be ``g`` (default) or
-``m/s2``. ``label`` is one of the classifier's labels; when absent the parent directory's name is used
-(``recordings/imbalance/motor3.csv``).
+The axes are the channels named ``x``/``y``/``z`` or ``x_g``/``y_g``/``z_g`` (g), or ``x_ms2``… (m/s², converted).
 
-WAV: 3 channels (x, y, z), float samples in g, or integer PCM scaled so that full scale is ``full_scale_g``
-(default ±2 g, the range most MEMS accelerometers are set to); the label from the directory name.
+**Other CSV files**: optional ``# key: value`` lines (``sample_rate_hz``, ``label``, ``units`` = ``g`` or
+``m/s2``), a header naming the columns ``x``, ``y``, ``z`` in any order and optionally ``t`` (seconds: gives the
+rate when ``sample_rate_hz`` is absent).
 
-A file is cut into non-overlapping windows of ``window_samples`` (a shorter tail is dropped); every window of
-one file goes to the same split (by a hash of the file's name), so a recording never straddles two splits.
+**WAV**: 3 channels (x, y, z), float samples in g, or integer PCM scaled so that full scale is ``full_scale_g``
+(default ±2 g, the range most MEMS accelerometers are set to).
+
+The label is the ``label`` metadata, else the parent directory's name (``recordings/imbalance/motor3.csv``); it
+must be one of the classifier's labels. A file is cut into non-overlapping windows of ``window_samples`` (a
+shorter tail is dropped); every window of one file goes to the same split (by a hash of the file's name), so a
+recording never straddles two splits.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.dataset import LABELS, Dataset, DatasetError, split_of
+from tinyfleet_device.capture import CaptureError, CaptureMeta, parse_capture, write_capture
 from tinyfleet_device.features.vibration import WINDOW_SAMPLES, VibrationFeatureError, vibration_features
 
 __all__ = ["Recording", "RecordingError", "load_recording", "load_recordings", "write_capture_csv"]
@@ -67,18 +69,44 @@ def _label(path: Path, given: str | None) -> str:
     return label
 
 
+_AXIS_UNITS = {"": 1.0, "_g": 1.0, "_ms2": 1 / _G, "_m_s2": 1 / _G}
+
+
+def _read_capture(path: Path, body: bytes) -> Recording:
+    try:
+        cap = parse_capture(body)
+    except CaptureError as exc:
+        raise RecordingError(f"{path}: {exc}") from exc
+    names = list(cap.channel_names)
+    columns = []
+    for axis in ("x", "y", "z"):
+        found = [(names.index(axis + suffix), factor) for suffix, factor in _AXIS_UNITS.items()
+                 if axis + suffix in names]
+        if not found:
+            raise RecordingError(f"{path}: the capture's channels {names} have no {axis!r} axis "
+                                 f"({', '.join(axis + s for s in _AXIS_UNITS)})")
+        index, factor = found[0]
+        columns.append(np.asarray(cap.samples[:, index], dtype=np.float64) * factor)
+    meta = {k: str(v) for k, v in cap.meta.items()}
+    return Recording(path, np.stack(columns, axis=1), float(cap.meta.sample_rate_hz),
+                     _label(path, cap.meta.label), meta)
+
+
 def _read_csv(path: Path) -> Recording:
     try:
-        text = path.read_text(encoding="utf-8")
+        body = path.read_bytes()
+        if body.startswith(b"# tinyfleet-capture"):
+            return _read_capture(path, body)
+        text = body.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordingError(f"{path}: cannot read: {exc}") from exc
     meta: dict[str, str] = {}
     lines = text.splitlines()
     i = 0
     while i < len(lines) and (lines[i].startswith("#") or not lines[i].strip()):
-        body = lines[i].lstrip("#").strip()
-        if ":" in body:
-            key, value = body.split(":", 1)
+        entry = lines[i].lstrip("#").strip()
+        if ":" in entry:
+            key, value = entry.split(":", 1)
             meta[key.strip().lower()] = value.strip()
         i += 1
     rows = list(csv.reader(io.StringIO("\n".join(lines[i:]))))
@@ -181,14 +209,7 @@ def load_recordings(paths: Iterable[Path], *, window_samples: int = WINDOW_SAMPL
 
 def write_capture_csv(path: Path, samples: np.ndarray, sample_rate_hz: float, *, label: str | None = None,
                       device: str | None = None) -> None:
-    """Write ``samples`` ((n, 3) in g) in the capture layout above."""
-    lines = ["# tinyfleet-capture: 1"]
-    if device:
-        lines.append(f"# device: {device}")
-    lines.append(f"# sample_rate_hz: {sample_rate_hz:g}")
-    if label:
-        lines.append(f"# label: {label}")
-    lines += ["# units: g", "t,x,y,z"]
-    x = np.asarray(samples, dtype=np.float64)
-    lines += [f"{i / sample_rate_hz:.6f},{a:.6f},{b:.6f},{c:.6f}" for i, (a, b, c) in enumerate(x)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """Write ``samples`` ((n, 3) in g) as a capture (the device's own writer)."""
+    meta = CaptureMeta(sample_rate_hz=sample_rate_hz, label=label, device=device, features="vib-fft")
+    path.write_bytes(write_capture(np.asarray(samples, dtype=np.float32), channel_names=("x_g", "y_g", "z_g"),
+                                   meta=meta))

@@ -37,6 +37,25 @@ def test_capture_csv_round_trip_gives_the_same_features(tmp_path: Path) -> None:
     assert data.y.tolist() == [LABELS.index("bearing_fault")] * 2
 
 
+def test_a_device_capture_body_is_imported_with_its_metadata(tmp_path: Path) -> None:
+    from tinyfleet_device.capture import CaptureMeta, write_capture
+
+    x = samples(Fault.MISALIGNMENT, 2048)
+    body = write_capture(x * 9.80665, channel_names=("z_ms2", "y_ms2", "x_ms2"),
+                         meta=CaptureMeta(sample_rate_hz=3200, device="press-007", boot=3, seq=9))
+    d = tmp_path / "misalignment"
+    d.mkdir()
+    (d / "cap-1.csv").write_bytes(body)
+    rec = load_recording(d / "cap-1.csv")
+    assert rec.label == "misalignment"  # no label in the capture: the directory's
+    assert rec.metadata["device"] == "press-007"
+    np.testing.assert_allclose(rec.samples[:, 0], x[:, 2], atol=1e-4)  # channels by name, m/s² converted
+    bad = d / "cap-2.csv"
+    bad.write_bytes(body.replace(b"z_ms2,y_ms2,x_ms2", b"a,b,c"))
+    with pytest.raises(RecordingError, match="no 'x' axis"):
+        load_recording(bad)
+
+
 def test_label_from_the_directory_rate_from_t_and_units(tmp_path: Path) -> None:
     d = tmp_path / "imbalance"
     d.mkdir()
