@@ -194,7 +194,7 @@ async def env(make_database: Callable[[], str], tmp_path_factory: pytest.TempPat
             base = f"http://127.0.0.1:{port}"
             e = Env(broker, db, base, settings, service_password, tmp)
             async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as api:
-                for device in ("dev-broker", "dev-kill", "dev-cmd", "dev-vib"):
+                for device in ("dev-broker", "dev-kill", "dev-cmd", "dev-vib", "dev-ota"):
                     r = await api.post("/api/v1/devices", json={"id": device})
                     assert r.status_code == 201, r.text
                     assert r.json()["broker_synced"] is True
@@ -405,3 +405,50 @@ async def test_injected_fault_shows_in_stored_labels(env: Env) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
         acks.close()
+
+
+async def test_ota_update_swaps_the_model_without_losing_events(env: Env) -> None:
+    """A signed manifest on the retained ota topic: the device downloads, verifies and swaps between two
+    inferences; the stored events then carry the new version (and its behaviour), with no gap in seq."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.device_sdk.artifact_server import ServerConfig, artifact_server
+    from tests.rollouts.conftest import patch_output_bias
+    from tinyfleet.ota.manifest import build_manifest, sign_manifest
+    from tinyfleet_device.manifest import Compat, raw_public_key
+
+    device = "dev-ota"
+    key = Ed25519PrivateKey.generate()
+    v2 = patch_output_bias(kws_path().read_bytes(), label=9, delta=2**24)  # always "yes": a version that shows
+    with artifact_server(ServerConfig(body=v2)) as url:
+        manifest = sign_manifest(build_manifest(
+            seq=3, artifact_id="kws", version=2, size=len(v2), sha256=hashlib.sha256(v2).digest(), uri=url,
+            compat=Compat(arena=128 << 10), labels=KWS_LABELS, device=device,
+        ), key)  # fmt: skip
+        statuses = env.watcher(f"tf/v1/{device}/ota/status")
+        proc = env.start_device(device, "--interval", "0.05", "--model-id", "kws", "--mver", "1", "--trust",
+                                raw_public_key(key.public_key()).hex())  # fmt: skip
+        try:
+            await asyncio.to_thread(env.wait, lambda: len(env.rows(device)) >= 10, 120, "first events", device)
+            statuses.publish(f"tf/v1/{device}/ota", manifest)  # (not retained here: one delivery is enough)
+
+            def mvers() -> list[tuple[int, int | None]]:
+                with psycopg.connect(env.db) as conn:
+                    return [(int(s), m) for s, m in conn.execute(
+                        "select seq, mver from events where device_id = %s order by seq", (device,)).fetchall()]
+
+            await asyncio.to_thread(env.wait, lambda: sum(1 for _, m in mvers() if m == 2) >= 10, 120,
+                                    "events of version 2", device)  # fmt: skip
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+            statuses.close()
+    rows = mvers()
+    assert [s for s, _ in rows] == list(range(len(rows)))  # no event lost at the swap
+    versions = [m for _, m in rows]
+    first_v2 = versions.index(2)
+    assert set(versions[:first_v2]) == {1}
+    assert set(versions[first_v2:]) == {2}  # and never back
+    assert {lbl for _, s, lbl in env.rows(device) if s >= first_v2} == {9}  # the new model's behaviour
