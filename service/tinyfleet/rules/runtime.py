@@ -164,6 +164,8 @@ class RulesRuntime:
         self.checkpoint_saved_at: datetime | None = None
         self.checkpoint_bytes = 0
         self._devices: dict[str, DeviceInfo] = {}
+        self._action_specs: dict[str, list[ActionSpec]] = {}  # rule id → its actions as the outbox stores them
+        self._action_specs_of: RuleSet | None = None  # the rule set they were built from
         # Position in the event stream: the largest receive time fed, and the keys fed at exactly that time.
         self._fed_until: int | None = None
         self._fed_keys: set[EventKey] = set()
@@ -562,17 +564,22 @@ class RulesRuntime:
 
     async def _write(self, transitions: list[Transition]) -> list[tuple[Transition, int]]:
         ruleset = self.ruleset
-        written: list[tuple[Transition, int]] = []
-        async with self.database.session() as session:
-            for t in transitions:
+        specs = self._action_specs
+        if self._action_specs_of is not ruleset:  # built once per rule set
+            specs.clear()
+            self._action_specs_of = ruleset
+        items: list[tuple[Transition, list[ActionSpec]]] = []
+        for t in transitions:
+            actions = specs.get(t.rule_id)
+            if actions is None:
                 try:
-                    actions = action_specs(ruleset.rule(t.rule_id))
+                    actions = specs[t.rule_id] = action_specs(ruleset.rule(t.rule_id))
                 except KeyError:
                     actions = []
-                applied = await alerts.apply_transition(session, t, actions)
-                if applied is not None:
-                    written.append((t, applied.alert.id))
-        return written
+            items.append((t, actions))
+        async with self.database.session() as session:
+            ids = await alerts.apply_transitions(session, items)
+        return [(t, alert_id) for t, alert_id in zip(transitions, ids, strict=True) if alert_id is not None]
 
     # ---------------------------------------------------------------------------------------- operations
     async def _watch_loop(self) -> None:
