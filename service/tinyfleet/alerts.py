@@ -477,6 +477,8 @@ async def apply_transitions(
                          evidence, actions))  # fmt: skip
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
+    if raw is None:
+        raise AlertError("the session's connection is closed")
     outbox: list[tuple[int, int, int, str, str, str, str]] = []
     async with raw.cursor() as cur:
         for start, end in _segments([(p[0], p[1]) for p in prepared]):
@@ -520,9 +522,9 @@ async def apply_transitions(
                 event_id = event_of[alert.id]
                 kind, at = prepared[i][2], prepared[i][4]
                 document = alert_document(alert)
-                transition = {"id": event_id, "kind": kind, "at": _iso(at), "detail": detail}
+                change = {"id": event_id, "kind": kind, "at": _iso(at), "detail": detail}
                 for index, action in enumerate(actions):
-                    payload = {"alert": document, "transition": transition, "params": dict(action.params)}
+                    payload = {"alert": document, "transition": change, "params": dict(action.params)}
                     outbox.append((alert.id, event_id, index, action.kind, action.target,
                                    json.dumps(payload, default=_json_default),
                                    idempotency_key(alert.id, event_id, index)))  # fmt: skip

@@ -269,13 +269,23 @@ SEQUENCE: list[tuple[AlertTransition, list[ActionSpec]]] = [
 
 async def _dump(db: Database) -> dict[str, Any]:
     async with db.session() as s:
-        a = (await s.execute(sa.text(
-            "SELECT id, rule_id, group_key, state, severity, opened_at, acknowledged_at, acknowledged_by, resolved_at,"
-            " resolved_by, resolved_how, last_notified_at, escalated, evidence FROM alerts ORDER BY id"))).all()
+        a = (
+            await s.execute(
+                sa.text(
+                    "SELECT id, rule_id, group_key, state, severity, opened_at, acknowledged_at, acknowledged_by, resolved_at,"
+                    " resolved_by, resolved_how, last_notified_at, escalated, evidence FROM alerts ORDER BY id"
+                )
+            )
+        ).all()
         e = (await s.execute(sa.text("SELECT id, alert_id, at, kind, detail FROM alert_events ORDER BY id"))).all()
-        o = (await s.execute(sa.text(
-            "SELECT id, alert_id, transition_id, action_index, kind, target, payload, idempotency_key, state"
-            " FROM outbox ORDER BY id"))).all()
+        o = (
+            await s.execute(
+                sa.text(
+                    "SELECT id, alert_id, transition_id, action_index, kind, target, payload, idempotency_key, state"
+                    " FROM outbox ORDER BY id"
+                )
+            )
+        ).all()
     return {"alerts": [tuple(r) for r in a], "events": [tuple(r) for r in e], "outbox": [tuple(r) for r in o]}
 
 
@@ -297,9 +307,10 @@ async def test_batch_writes_the_same_rows_as_one_by_one(make_database: Callable[
             ids += await alerts.apply_transitions(s, SEQUENCE[5:])
         many = await _dump(db)
     assert ids == expected_ids
-    assert ids[2] is None and ids[5] is None and ids[7] is None and ids[9] is None and ids[11] is None
+    assert [i for i, alert_id in enumerate(ids) if alert_id is None] == [2, 5, 7, 9, 11]
     assert many == one
-    assert len(one["outbox"]) == 7 and len(one["events"]) == 8
+    assert len(one["outbox"]) == 7
+    assert len(one["events"]) == 8
 
 
 async def test_batch_rolls_back_with_its_transaction(make_database: Callable[[], str]) -> None:

@@ -414,12 +414,7 @@ class RulesRuntime:
                 rows = [r for r in rows if r[4] > skip or (r[4] == skip and (r[0], r[1], r[2]) not in keys)]
                 if not rows:
                     return []
-        devices = self._devices
-        facts = []
-        for r in rows:
-            info = devices.get(r[0])
-            facts.append(EventFact.from_row(r) if info is None else EventFact.from_row(r, site=info.site,
-                                                                                          tags=info.tags))  # fmt: skip
+        facts = EventFact.from_rows(rows, self._devices)
         top = max(r[4] for r in rows)
         at_top = {(r[0], r[1], r[2]) for r in rows if r[4] == top}
         if self._fed_until is None or top > self._fed_until:
