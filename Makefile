@@ -23,7 +23,7 @@ ARGS       ?=
 export UV_PYTHON_DOWNLOADS := never
 unexport VIRTUAL_ENV
 
-.PHONY: help env demo test lint typecheck services timescaledb c-sdk-deps bench clean
+.PHONY: help env demo test lint typecheck services timescaledb c-sdk-deps audio-deps bench clean
 
 help:
 	@echo "make demo       service + simulated devices + UI on an embedded broker and database"
@@ -56,7 +56,7 @@ demo: env
 	$(BIN)/tinyfleet demo $(ARGS)
 
 # Lint, types and tests all run even when an earlier one fails; the exit status is non-zero if any failed.
-test: env services timescaledb c-sdk-deps
+test: env services timescaledb c-sdk-deps audio-deps
 	@failed=(); \
 	echo "==> ruff check ."; $(BIN)/ruff check . || failed+=(ruff); \
 	echo "==> mypy"; $(BIN)/mypy || failed+=(mypy); \
@@ -87,7 +87,13 @@ C_SDK_PACKAGES := cmake gcc clang pkg-config libcmocka-dev libsodium-dev libclan
 c-sdk-deps:
 	scripts/ensure-system-packages.sh $(C_SDK_PACKAGES)
 
-bench: env services timescaledb c-sdk-deps
+# The reference device's keyword source synthesizes utterances with espeak-ng (tests/device_sdk: KWS on the
+# MLCommons model).
+AUDIO_PACKAGES := espeak-ng
+audio-deps:
+	scripts/ensure-system-packages.sh $(AUDIO_PACKAGES)
+
+bench: env services timescaledb c-sdk-deps audio-deps
 	scripts/ensure-system-packages.sh gcc libmosquitto-dev
 	@shopt -s nullglob; files=(bench/*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks in bench/" >&2; exit 1; fi; \

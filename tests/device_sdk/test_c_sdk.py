@@ -28,7 +28,7 @@ CONFIGS = {
     "gcc-asan-ubsan": ["-DCMAKE_C_COMPILER=gcc", "-DTF_SANITIZE=ON"],
     "clang-asan-ubsan": ["-DCMAKE_C_COMPILER=clang", "-DTF_SANITIZE=ON"],
 }
-C_TESTS = {"test_wire_vectors", "test_ota", "test_ring", "test_tflm"}
+C_TESTS = {"test_wire_vectors", "test_ota", "test_ring", "test_fring", "test_tflm", "test_json"}
 VECTORS = REPO / "device_sdk" / "test-vectors"
 #: seconds each libFuzzer target runs (bounded, so CI stays predictable)
 FUZZ_SECONDS = int(os.environ.get("TF_FUZZ_SECONDS", "30"))
@@ -80,7 +80,7 @@ def test_c_sdk_builds_clean_and_passes_ctest(config: str, tmp_path: Path) -> Non
 
 
 def test_c_sdk_on_cortex_m4_under_qemu(tmp_path: Path) -> None:
-    """The codec vectors, the ring and the TFLM helpers cross-compiled for Cortex-M4 (hard float) and run
+    """The codec vectors, the RAM and flash rings and the TFLM helpers cross-compiled for Cortex-M4 (hard float) and run
     bare-metal on QEMU's mps2-an386: endianness, alignment, float16 and soft double on the real instruction set."""
     cmake = _need("cmake", "cmake")
     ctest = _need("ctest", "cmake")
@@ -95,7 +95,14 @@ def test_c_sdk_on_cortex_m4_under_qemu(tmp_path: Path) -> None:
     _run([cmake, "--build", str(build), "-j", "2"], REPO)
     out = _run([ctest, "--test-dir", str(build), "--output-on-failure", "-V"], REPO)
     ran = set(re.findall(r"Test +#\d+: (\w+) \.+ +Passed", out))
-    assert ran == {"firmware_qemu", "test_wire_vectors_qemu", "test_ring_qemu", "test_tflm_qemu"}, out[-3000:]
+    assert ran == {
+        "firmware_qemu",
+        "test_wire_vectors_qemu",
+        "test_ring_qemu",
+        "test_fring_qemu",
+        "test_tflm_qemu",
+        "test_json_qemu",
+    }, out[-3000:]
     assert "0 of 5 tests failed" in out  # the five vector groups ran on the target
     assert "tf/v1/press-007/evt (26 bytes): a7000102050303" in out
 

@@ -69,9 +69,16 @@ async def test_a_good_version_goes_out_wave_by_wave_and_an_offline_device_gets_i
             await eventually(completed, 120)
         except AssertionError:
             raise AssertionError(f"{await rollout(env, ro['id'])} {await decisions(env, ro['id'])}") from None
+
+        # it completes once min_confirmed (90 %: 18 of 20) are confirmed; the last online device may still be
+        # applying then, and confirms a moment later
+        async def nineteen_confirmed() -> bool:
+            states = await devices_of(env, ro["id"])
+            return sum(1 for d in states.values() if d["status"] == "confirmed") == 19
+
+        await eventually(nineteen_confirmed, 15)
         states = await devices_of(env, ro["id"])
         assert states[late]["status"] == "sent"  # retained for it, not confirmed: it is offline
-        assert sum(1 for d in states.values() if d["status"] == "confirmed") == 19
         actions = [d["action"] for d in await decisions(env, ro["id"])]
         assert actions[0] == "start"
         assert actions.count("advance") == 2

@@ -1,8 +1,8 @@
 /**
  * @file tf_port.h
  * @brief The platform contract: every hook the SDK calls, as a table of function pointers the application
- *        fills in (port/posix/ is the host implementation: libsodium, files, sockets). Only the OTA client
- *        uses hooks; the codec, topics and ring buffer need none.
+ *        fills in (port/posix/ is the host implementation: libsodium, files, sockets). The OTA client uses
+ *        tf_port_t, the flash-backed ring tf_flash_t; the codec, topics and the RAM ring need none.
  *
  * Every hook returns TF_OK or an error; `user` is the application's context, passed back unchanged.
  */
@@ -34,6 +34,31 @@ typedef struct {
     uint8_t sha256[32]; /**< its artifact's hash (identifies the artifact) */
     uint32_t offset;    /**< bytes written to storage so far */
 } tf_ota_progress_t;
+
+/** Largest program granularity the flash ring supports (bytes; STM32 L4/G4 program 8, H7 32). */
+#ifndef TF_CFG_FLASH_MAX_PROG
+#define TF_CFG_FLASH_MAX_PROG 32
+#endif
+
+/**
+ * NOR flash (or any erase-then-program storage) for the flash-backed ring (tf_fring.h): @p sectors erase
+ * sectors of @p sector_size bytes at addresses 0 .. sectors * sector_size - 1 of the region the port gives
+ * the ring. Erased bytes read 0xFF; a byte is programmed at most once between erases; every program is at an
+ * address and of a length that are multiples of @p prog_size (a power of two, 1 .. TF_CFG_FLASH_MAX_PROG).
+ * port/posix/tf_flash_file.c is the host implementation (a file).
+ */
+typedef struct tf_flash_s {
+    void *user;
+    uint32_t sector_size; /**< bytes per erase sector, a multiple of prog_size */
+    uint32_t sectors;     /**< at least 2 */
+    uint32_t prog_size;   /**< program granularity */
+    /** Erase sector @p sector (every byte 0xFF). */
+    tf_err_t (*erase)(void *user, uint32_t sector);
+    /** Program @p len bytes at @p addr (aligned to prog_size, len a multiple of it, the bytes erased). */
+    tf_err_t (*program)(void *user, uint32_t addr, const uint8_t *data, size_t len);
+    /** Read @p len bytes at @p addr (any alignment). */
+    tf_err_t (*read)(void *user, uint32_t addr, uint8_t *buf, size_t len);
+} tf_flash_t;
 
 typedef struct tf_port_s {
     void *user;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tinyfleet/tf_config.h"
+#include "tf_wire_internal.h"
 
 /* ------------------------------------------------------------------------------------------- writer */
 
@@ -34,40 +35,27 @@ static tf_err_t put(tf_cbor_writer_t *w, const uint8_t *b, size_t n)
 
 static tf_err_t put_head(tf_cbor_writer_t *w, uint8_t major, uint64_t v)
 {
+    /* shortest head: the value in the initial byte below 24, else 1, 2, 4 or 8 big-endian bytes */
     uint8_t h[9];
-    size_t n;
-    uint8_t mt = (uint8_t)(major << 5);
-    if (v < 24u) {
-        h[0] = (uint8_t)(mt | (uint8_t)v);
-        n = 1;
-    } else if (v <= 0xFFu) {
-        h[0] = (uint8_t)(mt | 24u);
-        h[1] = (uint8_t)v;
-        n = 2;
-    } else if (v <= 0xFFFFu) {
-        h[0] = (uint8_t)(mt | 25u);
-        h[1] = (uint8_t)(v >> 8);
-        h[2] = (uint8_t)v;
-        n = 3;
-    } else if (v <= 0xFFFFFFFFu) {
-        h[0] = (uint8_t)(mt | 26u);
-        h[1] = (uint8_t)(v >> 24);
-        h[2] = (uint8_t)(v >> 16);
-        h[3] = (uint8_t)(v >> 8);
-        h[4] = (uint8_t)v;
-        n = 5;
-    } else {
-        int i;
-        h[0] = (uint8_t)(mt | 27u);
-        for (i = 0; i < 8; i++) {
-            h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
-        }
-        n = 9;
+    uint8_t ai = v < 24u ? (uint8_t)v : v <= 0xFFu ? 24u : v <= 0xFFFFu ? 25u : v <= 0xFFFFFFFFu ? 26u : 27u;
+    size_t n = ai < 24u ? 0u : (size_t)1 << (ai - 24u), i;
+    h[0] = (uint8_t)((major << 5) | ai);
+    for (i = n; i > 0; i--) {
+        h[i] = (uint8_t)v;
+        v >>= 8;
     }
-    return put(w, h, n);
+    return put(w, h, n + 1);
 }
 
 tf_err_t tf_cbor_put_uint(tf_cbor_writer_t *w, uint64_t v) { return put_head(w, 0, v); }
+
+tf_err_t tf__put_head(tf_cbor_writer_t *w, uint8_t major, uint64_t v) { return put_head(w, major, v); }
+
+tf_err_t tf__put_kv(tf_cbor_writer_t *w, unsigned key, uint64_t v)
+{
+    put_head(w, 0, key);
+    return put_head(w, 0, v);
+}
 
 tf_err_t tf_cbor_put_int(tf_cbor_writer_t *w, int64_t v)
 {
@@ -201,6 +189,7 @@ tf_err_t tf_cbor_read(tf_cbor_reader_t *r, tf_cbor_item_t *it)
     it->float_bits = 0;
     it->shortest = 1;
     it->data = NULL;
+    it->type = (tf_cbor_type_t)major; /* majors 0..6 are the first seven types */
     if (ai < 24u) {
         v = ai;
     } else if (ai <= 27u) {
@@ -212,29 +201,19 @@ tf_err_t tf_cbor_read(tf_cbor_reader_t *r, tf_cbor_item_t *it)
             v = (v << 8) | r->buf[r->pos + i];
         }
         r->pos += n;
-        if (major != 7u) {
-            it->shortest = (uint8_t)((n == 1 && v >= 24u) || (n == 2 && v > 0xFFu) ||
-                                     (n == 4 && v > 0xFFFFu) || (n == 8 && v > 0xFFFFFFFFu));
-        }
-    } else if (ai == 31u) {
-        if (major == 0u || major == 1u || major == 6u) {
-            return TF_ERR_MALFORMED_CBOR;
-        }
+        /* shortest: the value needs this head (1 byte: >= 24; 2, 4, 8 bytes: more than half of them) */
+        it->shortest = (uint8_t)(major == 7u || (n == 1 ? v >= 24u : (v >> (4u * n)) != 0));
+    } else if (ai == 31u && major >= 2u && major != 6u) {
         if (major == 7u) {
             it->type = TF_CBOR_BREAK;
             return TF_OK;
         }
         it->indefinite = 1;
     } else {
-        return TF_ERR_MALFORMED_CBOR; /* 28..30 are reserved */
+        return TF_ERR_MALFORMED_CBOR; /* 28..30 are reserved; no indefinite integers or tags */
     }
     it->val = v;
-    switch (major) {
-    case 0: it->type = TF_CBOR_UINT; break;
-    case 1: it->type = TF_CBOR_NINT; break;
-    case 2:
-    case 3:
-        it->type = major == 2u ? TF_CBOR_BYTES : TF_CBOR_TEXT;
+    if (major == 2u || major == 3u) {
         if (!it->indefinite) {
             if (v > (uint64_t)(r->len - r->pos)) {
                 return TF_ERR_MALFORMED_CBOR;
@@ -242,25 +221,15 @@ tf_err_t tf_cbor_read(tf_cbor_reader_t *r, tf_cbor_item_t *it)
             it->data = r->buf + r->pos;
             r->pos += (size_t)v;
         }
-        break;
-    case 4: it->type = TF_CBOR_ARRAY; break;
-    case 5: it->type = TF_CBOR_MAP; break;
-    case 6: it->type = TF_CBOR_TAG; break;
-    default:
-        if (ai < 24u || ai == 24u) {
-            if (ai == 24u && v < 32u) {
-                return TF_ERR_MALFORMED_CBOR; /* a one-byte simple value below 32 is not well-formed */
-            }
-            it->type = v == 20u   ? TF_CBOR_FALSE
-                       : v == 21u ? TF_CBOR_TRUE
-                       : v == 22u ? TF_CBOR_NULL
-                       : v == 23u ? TF_CBOR_UNDEFINED
-                                  : TF_CBOR_SIMPLE;
-        } else {
+    } else if (major == 7u) {
+        if (n > 1u) {
             it->type = TF_CBOR_FLOAT;
             it->float_bits = (uint8_t)(8u * n);
+        } else if (n == 1u && v < 32u) {
+            return TF_ERR_MALFORMED_CBOR; /* a one-byte simple value below 32 is not well-formed */
+        } else {
+            it->type = v >= 20u && v <= 23u ? (tf_cbor_type_t)(TF_CBOR_FALSE + (v - 20u)) : TF_CBOR_SIMPLE;
         }
-        break;
     }
     return TF_OK;
 }
@@ -284,7 +253,7 @@ double tf_cbor_float(const tf_cbor_item_t *it)
     return d;
 }
 
-static int utf8_valid(const uint8_t *s, size_t n)
+int tf__utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -347,7 +316,7 @@ tf_err_t tf_cbor_skip(tf_cbor_reader_t *r)
                 complete = 1;
             } else if ((int)it.type != chunk_type[depth - 1] || it.indefinite) {
                 return TF_ERR_MALFORMED_CBOR;
-            } else if (it.type == TF_CBOR_TEXT && !utf8_valid(it.data, (size_t)it.val)) {
+            } else if (it.type == TF_CBOR_TEXT && !tf__utf8_valid(it.data, (size_t)it.val)) {
                 return TF_ERR_MALFORMED_CBOR;
             }
         } else {
@@ -368,7 +337,7 @@ tf_err_t tf_cbor_skip(tf_cbor_reader_t *r)
                     chunk_type[depth] = (int8_t)it.type;
                     remaining[depth] = FRAME_INDEF;
                     depth++;
-                } else if (it.type == TF_CBOR_TEXT && !utf8_valid(it.data, (size_t)it.val)) {
+                } else if (it.type == TF_CBOR_TEXT && !tf__utf8_valid(it.data, (size_t)it.val)) {
                     return TF_ERR_MALFORMED_CBOR;
                 } else {
                     complete = 1;

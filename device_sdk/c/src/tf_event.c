@@ -89,16 +89,12 @@ tf_err_t tf_event_write(tf_cbor_writer_t *w, const tf_event_t *ev, unsigned flag
          ((h & TF_EVT_SCORE) != 0) + ((h & TF_EVT_ANOM) != 0) + ((h & (TF_EVT_VAL | TF_EVT_VAL_ARRAY)) != 0) +
          ((h & TF_EVT_TOP) != 0) + ((h & TF_EVT_LAT) != 0) + ((h & TF_EVT_X) != 0);
     tf_cbor_put_map(w, n);
-    tf_cbor_put_uint(w, 0);
-    tf_cbor_put_uint(w, 1);
+    tf__put_kv(w, 0, 1);
     if (h & TF_EVT_TS) {
-        tf_cbor_put_uint(w, 1);
-        tf_cbor_put_uint(w, ev->ts_ms);
+        tf__put_kv(w, 1, ev->ts_ms);
     }
-    tf_cbor_put_uint(w, 2);
-    tf_cbor_put_uint(w, ev->seq);
-    tf_cbor_put_uint(w, 3);
-    tf_cbor_put_uint(w, ev->boot);
+    tf__put_kv(w, 2, ev->seq);
+    tf__put_kv(w, 3, ev->boot);
     tf_cbor_put_uint(w, 4);
     if (h & TF_EVT_MODEL_ID) {
         tf_cbor_put_uint(w, ev->model_id);
@@ -106,14 +102,11 @@ tf_err_t tf_event_write(tf_cbor_writer_t *w, const tf_event_t *ev, unsigned flag
         tf_cbor_put_text(w, ev->model.ptr, ev->model.len);
     }
     if (h & TF_EVT_MVER) {
-        tf_cbor_put_uint(w, 5);
-        tf_cbor_put_uint(w, ev->mver);
+        tf__put_kv(w, 5, ev->mver);
     }
-    tf_cbor_put_uint(w, 6);
-    tf_cbor_put_uint(w, (uint64_t)ev->kind);
+    tf__put_kv(w, 6, (uint64_t)ev->kind);
     if (h & TF_EVT_LABEL) {
-        tf_cbor_put_uint(w, 7);
-        tf_cbor_put_uint(w, ev->label);
+        tf__put_kv(w, 7, ev->label);
     }
     if (h & TF_EVT_SCORE) {
         tf_cbor_put_uint(w, 8);
@@ -144,8 +137,7 @@ tf_err_t tf_event_write(tf_cbor_writer_t *w, const tf_event_t *ev, unsigned flag
         }
     }
     if (h & TF_EVT_LAT) {
-        tf_cbor_put_uint(w, 12);
-        tf_cbor_put_uint(w, ev->lat_us);
+        tf__put_kv(w, 12, ev->lat_us);
     }
     if (h & TF_EVT_X) {
         tf_cbor_put_uint(w, 13);

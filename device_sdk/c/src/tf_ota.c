@@ -3,6 +3,7 @@
  * heads, definite lengths, map keys strictly ascending (which also refuses duplicates). */
 #include "tinyfleet/tf_ota.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "tinyfleet/tf_topic.h"
@@ -20,24 +21,16 @@ typedef struct {
     size_t child_start;
     size_t prev_key_start;
     size_t prev_key_end;
-    uint64_t index;
     uint8_t is_map;
+    uint8_t at_key;
 } det_frame_t;
 
 #define NO_POS ((size_t)-1)
 
-static int key_after(const uint8_t *buf, size_t a0, size_t a1, size_t b0, size_t b1)
-{
-    /* canonical order (RFC 7049 §3.9 as cbor2 applies it): shorter encoding first, then bytewise */
-    size_t la = a1 - a0, lb = b1 - b0;
-    if (la != lb) {
-        return lb > la;
-    }
-    return memcmp(buf + b0, buf + a0, la) > 0;
-}
-
-/* One whole item at buf[0..len): TF_OK, or TF_ERR_OTA_MALFORMED (not well-formed, indefinite length,
- * trailing bytes). *nondet is set when it is not in deterministic encoding. */
+/* buf[0..len) is exactly one well-formed item with definite lengths and valid UTF-8 texts, nesting at most
+ * TF_CFG_CBOR_MAX_DEPTH: TF_OK, else TF_ERR_OTA_MALFORMED. *nondet is set when it is not in deterministic
+ * encoding (a longer head than needed; map keys not strictly ascending in canonical order, which also
+ * catches duplicates). Every later read of these bytes walks a structure this has checked. */
 static tf_err_t det_walk(const uint8_t *buf, size_t len, int *nondet)
 {
     det_frame_t st[TF_CFG_CBOR_MAX_DEPTH];
@@ -45,74 +38,128 @@ static tf_err_t det_walk(const uint8_t *buf, size_t len, int *nondet)
     tf_cbor_reader_t r;
     tf_cbor_item_t it;
     *nondet = 0;
-    if (buf == NULL || len == 0) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (tf_cbor_check(buf, len) != TF_OK) {
-        return TF_ERR_OTA_MALFORMED; /* also trailing bytes */
-    }
     r.buf = buf;
     r.len = len;
     r.pos = 0;
     for (;;) {
-        int complete = 0;
-        if (depth > 0 && st[depth - 1].child_start == NO_POS) {
-            st[depth - 1].child_start = r.pos;
-        }
-        if (tf_cbor_read(&r, &it) != TF_OK || it.indefinite || it.type == TF_CBOR_BREAK) {
+        det_frame_t *f = depth > 0 ? &st[depth - 1] : NULL;
+        size_t start = r.pos;
+        if (tf_cbor_read(&r, &it) != TF_OK || it.indefinite || it.type == TF_CBOR_BREAK ||
+            (it.type == TF_CBOR_TEXT && !tf__utf8_valid(it.data, (size_t)it.val))) {
             return TF_ERR_OTA_MALFORMED;
         }
-        if (!it.shortest) {
-            *nondet = 1;
+        *nondet |= !it.shortest;
+        if (f != NULL && f->child_start == NO_POS) {
+            f->child_start = start;
         }
         if ((it.type == TF_CBOR_ARRAY || it.type == TF_CBOR_MAP) && it.val > 0) {
-            if (depth >= TF_CFG_CBOR_MAX_DEPTH) {
+            if (depth >= TF_CFG_CBOR_MAX_DEPTH || it.val > len) {
                 return TF_ERR_OTA_MALFORMED;
             }
-            st[depth].remaining = it.type == TF_CBOR_MAP ? 2u * it.val : it.val;
-            st[depth].is_map = it.type == TF_CBOR_MAP;
-            st[depth].child_start = NO_POS;
-            st[depth].prev_key_start = NO_POS;
-            st[depth].prev_key_end = NO_POS;
-            st[depth].index = 0;
-            depth++;
-        } else if (it.type != TF_CBOR_TAG) {
-            complete = 1;
+            f = &st[depth++];
+            f->remaining = it.type == TF_CBOR_MAP ? 2u * it.val : it.val;
+            f->is_map = it.type == TF_CBOR_MAP;
+            f->at_key = f->is_map;
+            f->child_start = NO_POS;
+            f->prev_key_start = NO_POS;
+            continue;
         }
-        while (complete) {
-            det_frame_t *f;
+        if (it.type == TF_CBOR_TAG) {
+            continue; /* the tagged item follows */
+        }
+        /* an item is complete: close the containers it completes */
+        for (;;) {
+            size_t la, lb;
             if (depth == 0) {
-                return TF_OK;
+                return r.pos == len ? TF_OK : TF_ERR_OTA_MALFORMED; /* trailing bytes */
             }
             f = &st[depth - 1];
-            if (f->is_map && (f->index % 2u) == 0) {
+            if (f->at_key) {
+                /* canonical order (RFC 7049 §3.9, as cbor2 applies it): shorter encoding first, then bytewise */
+                la = f->prev_key_end - f->prev_key_start;
+                lb = r.pos - f->child_start;
                 if (f->prev_key_start != NO_POS &&
-                    !key_after(buf, f->prev_key_start, f->prev_key_end, f->child_start, r.pos)) {
-                    *nondet = 1; /* unsorted or duplicate keys */
+                    (la > lb || (la == lb && memcmp(buf + f->prev_key_start, buf + f->child_start, la) >= 0))) {
+                    *nondet = 1;
                 }
                 f->prev_key_start = f->child_start;
                 f->prev_key_end = r.pos;
             }
-            f->index++;
+            f->at_key = (uint8_t)(f->is_map && !f->at_key);
             f->child_start = NO_POS;
-            if (--f->remaining == 0) {
-                depth--;
-            } else {
-                complete = 0;
+            if (--f->remaining > 0) {
+                break;
             }
+            depth--;
         }
     }
 }
 
+/* ---------------------------------------------------------------------- reading checked bytes */
+
+/* The head of the next item. Only used on bytes det_walk() accepted, where it cannot fail; should it
+ * still, the item is a BREAK, which every type check refuses. */
+static void rd(tf_cbor_reader_t *r, tf_cbor_item_t *it)
+{
+    if (tf_cbor_read(r, it) != TF_OK) {
+        it->type = TF_CBOR_BREAK;
+        it->val = 0;
+        it->data = NULL;
+    }
+}
+
+/* Step over one whole (definite) item; its head in *first. */
+static void next(tf_cbor_reader_t *r, tf_cbor_item_t *first)
+{
+    uint64_t n = 1;
+    tf_cbor_item_t it;
+    rd(r, first);
+    it = *first;
+    for (;;) {
+        if (it.type == TF_CBOR_BREAK) {
+            return;
+        }
+        n += it.type == TF_CBOR_ARRAY ? it.val : it.type == TF_CBOR_MAP ? 2u * it.val : it.type == TF_CBOR_TAG;
+        if (--n == 0) {
+            return;
+        }
+        rd(r, &it);
+    }
+}
+
+static void reader_at(tf_cbor_reader_t *r, const uint8_t *buf, size_t len, size_t pos)
+{
+    r->buf = buf;
+    r->len = len;
+    r->pos = pos;
+}
+
 /* ------------------------------------------------------------------------------------ field checks */
 
-static int ota_text_ok(const tf_cbor_item_t *it, size_t max_chars)
+enum { T_U32, T_COMPONENT, T_SIZE, T_SHA256, T_URI, T_TEXT, T_TEXT_OR_U32, T_OP, T_LABELS, T_OPS, T_COMPAT };
+
+/* the payload's keys 0..13 (docs/ota.md; v, key 0, is judged first and apart) and compat's keys 0..4 */
+static const uint8_t payload_type[14] = {T_U32,  T_U32,    T_U32, T_U32,    T_COMPONENT,  T_TEXT_OR_U32, T_TEXT_OR_U32,
+                                         T_SIZE, T_SHA256, T_URI, T_COMPAT, T_LABELS, T_TEXT_OR_U32, T_TEXT};
+static const uint8_t compat_type[5] = {T_U32, T_U32, T_U32, T_OPS, T_TEXT};
+
+/* a scalar of type @p t: 1 if it is one */
+static int check(const tf_cbor_item_t *it, int t)
 {
-    size_t i, n = (size_t)it->val;
-    if (it->type != TF_CBOR_TEXT || n == 0 || tf__utf8_chars((const char *)it->data, n) > max_chars) {
+    size_t i, max = t == T_URI ? TF_CFG_MAX_URI : MAX_OTA_TEXT;
+    int num = it->type == TF_CBOR_UINT || it->type == TF_CBOR_NINT;
+    if (t == T_SHA256) {
+        return it->type == TF_CBOR_BYTES && it->val == 32u;
+    }
+    if (t <= T_SIZE || (num && t >= T_TEXT_OR_U32)) {
+        uint64_t hi = t == T_COMPONENT ? 1u : t == T_OP ? 0xFFFFu : 0xFFFFFFFFu;
+        return it->type == TF_CBOR_UINT && it->val <= hi && (t != T_SIZE || it->val > 0);
+    }
+    /* a text of 1..max characters without control characters */
+    if (it->type != TF_CBOR_TEXT || it->val == 0 || tf__utf8_chars((const char *)it->data, (size_t)it->val) > max) {
         return 0;
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < (size_t)it->val; i++) {
         if (it->data[i] < 0x20u || it->data[i] == 0x7Fu) {
             return 0;
         }
@@ -120,291 +167,152 @@ static int ota_text_ok(const tf_cbor_item_t *it, size_t max_chars)
     return 1;
 }
 
-static tf_str_t item_str(const tf_cbor_item_t *it)
+static int str_eq(tf_str_t a, const uint8_t *b, size_t blen)
 {
-    tf_str_t s;
-    s.ptr = (const char *)it->data;
-    s.len = (size_t)it->val;
-    return s;
+    return a.len == blen && (blen == 0 || memcmp(a.ptr, b, blen) == 0);
 }
 
-static int get_u32(const tf_cbor_item_t *it, uint32_t *out)
+/* A map (reader at its head): the value offset of each key below @p nkeys into pos[], those keys into
+ * *found, *unknown set for any other key. 0 when it is no map or a key repeats (refused when the CBOR is
+ * loaded, before the version is judged). */
+static int scan(tf_cbor_reader_t *r, uint64_t nkeys, size_t *pos, uint32_t *found, int *unknown)
 {
-    if (it->type != TF_CBOR_UINT || it->val > 0xFFFFFFFFu) {
-        return 0;
-    }
-    *out = (uint32_t)it->val;
-    return 1;
-}
-
-static int text_or_u32(const tf_cbor_item_t *it, tf_str_t *s, uint32_t *num, int *is_num)
-{
-    if (it->type == TF_CBOR_UINT || it->type == TF_CBOR_NINT) {
-        *is_num = 1;
-        return get_u32(it, num);
-    }
-    *is_num = 0;
-    if (!ota_text_ok(it, MAX_OTA_TEXT)) {
-        return 0;
-    }
-    *s = item_str(it);
-    return 1;
-}
-
-static int skip_from(const uint8_t *buf, size_t len, size_t *pos)
-{
-    tf_cbor_reader_t r;
-    r.buf = buf;
-    r.len = len;
-    r.pos = *pos;
-    if (tf_cbor_skip(&r) != TF_OK) {
-        return 0;
-    }
-    *pos = r.pos;
-    return 1;
-}
-
-static tf_err_t read_at(const uint8_t *buf, size_t len, size_t pos, tf_cbor_item_t *it, size_t *after)
-{
-    tf_cbor_reader_t r;
-    r.buf = buf;
-    r.len = len;
-    r.pos = pos;
-    if (tf_cbor_read(&r, it) != TF_OK) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (after != NULL) {
-        *after = r.pos;
-    }
-    return TF_OK;
-}
-
-static tf_err_t parse_compat(const uint8_t *p, size_t n, size_t pos, tf_ota_manifest_t *m)
-{
-    tf_cbor_item_t it, k, v;
-    uint64_t i, j;
-    size_t at;
-    if (read_at(p, n, pos, &it, &at) != TF_OK || it.type != TF_CBOR_MAP) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    for (i = 0; i < it.val; i++) {
-        size_t vpos, vafter;
-        if (read_at(p, n, at, &k, NULL) != TF_OK || k.type != TF_CBOR_UINT || k.val > 4u || !skip_from(p, n, &at)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        vpos = at;
-        if (read_at(p, n, vpos, &v, &vafter) != TF_OK || !skip_from(p, n, &at)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        switch (k.val) {
-        case 0:
-            if (!get_u32(&v, &m->need_flash)) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-            m->compat_has |= TF_DEV_FLASH;
-            break;
-        case 1:
-            if (!get_u32(&v, &m->need_ram)) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-            m->compat_has |= TF_DEV_RAM;
-            break;
-        case 2:
-            if (!get_u32(&v, &m->need_arena)) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-            m->compat_has |= TF_DEV_ARENA;
-            break;
-        case 3: {
-            size_t op = vafter;
-            if (v.type != TF_CBOR_ARRAY || v.val > MAX_COMPAT_OPS) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-            for (j = 0; j < v.val; j++) {
-                tf_cbor_item_t o;
-                if (read_at(p, n, op, &o, NULL) != TF_OK || !skip_from(p, n, &op)) {
-                    return TF_ERR_OTA_MALFORMED;
-                }
-                if ((o.type == TF_CBOR_UINT || o.type == TF_CBOR_NINT)
-                        ? (o.type != TF_CBOR_UINT || o.val > 0xFFFFu)
-                        : !ota_text_ok(&o, MAX_OTA_TEXT)) {
-                    return TF_ERR_OTA_MALFORMED;
-                }
-            }
-            m->n_ops = (size_t)v.val;
-            if (v.val > 0) {
-                m->compat_has |= TF_DEV_OPS;
-            }
-            break;
-        }
-        default:
-            if (!ota_text_ok(&v, MAX_OTA_TEXT)) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-            m->need_class = item_str(&v);
-            m->compat_has |= TF_DEV_CLASS;
-            break;
-        }
-    }
-    return TF_OK;
-}
-
-static tf_err_t decode_payload(const uint8_t *p, size_t n, tf_ota_manifest_t *m, size_t *ops_pos)
-{
-    tf_cbor_item_t it, k, v;
-    size_t pos[14];
-    uint32_t found = 0;
-    int nondet = 0, unknown = 0, is_num;
+    tf_cbor_item_t m, k, v;
     uint64_t i;
-    size_t at;
-    tf_err_t e = det_walk(p, n, &nondet);
-    memset(m, 0, sizeof *m);
-    *ops_pos = NO_POS;
-    if (e != TF_OK) {
-        return e;
+    rd(r, &m);
+    *found = 0;
+    *unknown = 0;
+    if (m.type != TF_CBOR_MAP) {
+        return 0;
     }
-    if (read_at(p, n, 0, &it, &at) != TF_OK || it.type != TF_CBOR_MAP) {
+    for (i = 0; i < m.val; i++) {
+        next(r, &k);
+        if (k.type == TF_CBOR_UINT && k.val < nkeys) {
+            if (*found & (1u << k.val)) {
+                return 0;
+            }
+            *found |= 1u << k.val;
+            pos[k.val] = r->pos;
+        } else {
+            *unknown = 1;
+        }
+        next(r, &v);
+    }
+    return 1;
+}
+
+#define NONE 0xFFu
+#define AT(field) ((uint8_t)offsetof(tf_ota_manifest_t, field))
+/* where each value goes in the tf_ota_manifest_t: a number (or an array's length), a text */
+static const uint8_t payload_num[14] = {NONE, AT(seq), AT(iat), AT(exp), AT(component), AT(id_num), AT(ver_num),
+                                        AT(size), NONE, NONE, NONE, AT(n_labels), NONE, NONE};
+static const uint8_t payload_txt[14] = {NONE, NONE, NONE, NONE, NONE, AT(id), AT(ver), NONE, NONE, AT(uri), NONE,
+                                        NONE, NONE, AT(dev)};
+static const uint8_t compat_num[5] = {AT(need_flash), AT(need_ram), AT(need_arena), AT(n_ops), NONE};
+static const uint8_t compat_txt[5] = {NONE, NONE, NONE, NONE, AT(need_class)};
+
+/* The values of the @p found keys, each of its types[] type, stored in *m where num[] / txt[] say (an
+ * array's length as its number). @p dev (NULL: not checked) gets *missing set when an op of an ops array
+ * is not among its own (builtin codes by code, custom ops by name). 0 when a value is wrong. */
+static int check_fields(const uint8_t *buf, size_t len, const uint8_t *types, const uint8_t *num, const uint8_t *txt,
+                        uint32_t found, const size_t *pos, tf_ota_manifest_t *m, const tf_ota_device_t *dev,
+                        int *missing)
+{
+    tf_cbor_reader_t r;
+    tf_cbor_item_t v, o;
+    unsigned k;
+    for (k = 0; (found >> k) != 0; k++) {
+        int t = types[k];
+        uint32_t u;
+        if (!(found & (1u << k)) || t == T_COMPAT) {
+            continue;
+        }
+        reader_at(&r, buf, len, pos[k]);
+        rd(&r, &v);
+        if (t >= T_LABELS) {
+            uint64_t i;
+            if (v.type != TF_CBOR_ARRAY || v.val > (t == T_LABELS ? MAX_LABELS : MAX_COMPAT_OPS)) {
+                return 0;
+            }
+            for (i = 0; i < v.val; i++) {
+                size_t d;
+                int have = 0;
+                rd(&r, &o);
+                if (!check(&o, t == T_LABELS ? T_TEXT : T_OP)) {
+                    return 0;
+                }
+                for (d = 0; t == T_OPS && dev != NULL && d < dev->n_op_codes && o.type == TF_CBOR_UINT; d++) {
+                    have |= dev->op_codes[d] == o.val;
+                }
+                for (d = 0; t == T_OPS && dev != NULL && d < dev->n_custom_ops && o.type == TF_CBOR_TEXT; d++) {
+                    have |= str_eq(dev->custom_ops[d], o.data, (size_t)o.val);
+                }
+                *missing |= t == T_OPS && dev != NULL && !have;
+            }
+        } else if (!check(&v, t)) {
+            return 0;
+        }
+        u = (uint32_t)v.val;
+        if (v.data == NULL && num[k] != NONE) {
+            memcpy((uint8_t *)m + num[k], &u, sizeof u);
+        } else if (v.data != NULL && txt[k] != NONE) {
+            tf_str_t s;
+            s.ptr = (const char *)v.data;
+            s.len = (size_t)v.val;
+            memcpy((uint8_t *)m + txt[k], &s, sizeof s);
+        }
+    }
+    return 1;
+}
+
+static tf_err_t decode_payload(const uint8_t *p, size_t n, const tf_ota_device_t *dev, tf_ota_manifest_t *m,
+                               int *ops_missing)
+{
+    tf_cbor_reader_t r;
+    tf_cbor_item_t v;
+    size_t pos[14], cpos[5];
+    uint32_t found, cfound;
+    int nondet, unknown;
+    if (det_walk(p, n, &nondet) != TF_OK) {
         return TF_ERR_OTA_MALFORMED;
     }
-    for (i = 0; i < it.val; i++) {
-        if (read_at(p, n, at, &k, NULL) != TF_OK || !skip_from(p, n, &at)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        if (k.type == TF_CBOR_UINT && k.val < 14u) {
-            if (found & (1u << k.val)) {
-                return TF_ERR_OTA_MALFORMED; /* duplicate key: refused when the CBOR is loaded */
-            }
-            found |= 1u << k.val;
-            pos[k.val] = at;
-        } else {
-            unknown = 1;
-        }
-        if (!skip_from(p, n, &at)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
+    reader_at(&r, p, n, 0);
+    if (!scan(&r, 14, pos, &found, &unknown) || !(found & 1u)) {
+        return TF_ERR_OTA_MALFORMED;
     }
     /* the version decides what the rest means: judged before anything else */
-    if (!(found & 1u) || read_at(p, n, pos[0], &v, NULL) != TF_OK) {
-        return TF_ERR_OTA_MALFORMED;
-    }
+    reader_at(&r, p, n, pos[0]);
+    rd(&r, &v);
     if (v.type != TF_CBOR_UINT && v.type != TF_CBOR_NINT) {
         return TF_ERR_OTA_MALFORMED;
     }
     if (v.type != TF_CBOR_UINT || v.val != 1u) {
         return TF_ERR_OTA_UNSUPPORTED_VERSION;
     }
-    if (unknown || (found & 0x3FFu) != 0x3FFu) {
+    if (unknown || (found & 0x3FFu) != 0x3FFu ||
+        !check_fields(p, n, payload_type, payload_num, payload_txt, found, pos, m, NULL, ops_missing) ||
+        m->exp <= m->iat) {
         return TF_ERR_OTA_MALFORMED;
     }
-#define FIELD(key) (read_at(p, n, pos[key], &v, &at) == TF_OK)
-    if (!FIELD(4) || v.type != TF_CBOR_UINT || v.val > 1u) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    m->component = (int)v.val;
-    if (!FIELD(8) || v.type != TF_CBOR_BYTES || v.val != 32u) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    m->sha256 = v.data;
-    if (!FIELD(2) || !get_u32(&v, &m->iat) || !FIELD(3) || !get_u32(&v, &m->exp) || m->exp <= m->iat) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (found & (1u << 11)) {
-        size_t lp;
-        if (!FIELD(11) || v.type != TF_CBOR_ARRAY || v.val > MAX_LABELS) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        lp = at;
-        for (i = 0; i < v.val; i++) {
-            tf_cbor_item_t l;
-            if (read_at(p, n, lp, &l, &lp) != TF_OK || !ota_text_ok(&l, MAX_OTA_TEXT)) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-        }
-        m->n_labels = (size_t)v.val;
-    }
-    if (!FIELD(1) || !get_u32(&v, &m->seq)) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (!FIELD(5) || !text_or_u32(&v, &m->id, &m->id_num, &m->id_is_num)) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (!FIELD(6) || !text_or_u32(&v, &m->ver, &m->ver_num, &m->ver_is_num)) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (!FIELD(7) || !get_u32(&v, &m->size) || m->size == 0) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (!FIELD(9) || !ota_text_ok(&v, TF_CFG_MAX_URI)) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    m->uri = item_str(&v);
     if (found & (1u << 10)) {
-        if (parse_compat(p, n, pos[10], m) != TF_OK) {
+        reader_at(&r, p, n, pos[10]);
+        if (!scan(&r, 5, cpos, &cfound, &unknown) || unknown ||
+            !check_fields(p, n, compat_type, compat_num, compat_txt, cfound, cpos, m,
+                          (dev->has & TF_DEV_OPS) ? dev : NULL, ops_missing)) {
             return TF_ERR_OTA_MALFORMED;
         }
-        *ops_pos = pos[10];
+        /* compat's keys 0..4 are the TF_DEV_* bits 0..4; an empty ops list asks for nothing */
+        m->compat_has = cfound & ~(m->n_ops == 0 ? TF_DEV_OPS : 0u);
     }
-    if (found & (1u << 12)) {
-        tf_str_t s;
-        uint32_t num;
-        if (!FIELD(12) || !text_or_u32(&v, &s, &num, &is_num)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        m->has_rollout = 1;
-    }
-    if (found & (1u << 13)) {
-        if (!FIELD(13) || !ota_text_ok(&v, MAX_OTA_TEXT)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        m->dev = item_str(&v);
-        m->has_dev = 1;
-    }
-#undef FIELD
+    reader_at(&r, p, n, pos[8]);
+    rd(&r, &v);
+    m->sha256 = v.data;
+    m->id_is_num = m->id.ptr == NULL;
+    m->ver_is_num = m->ver.ptr == NULL;
+    m->has_rollout = (found >> 12) & 1u;
+    m->has_dev = (found >> 13) & 1u;
     /* last, so that a wrong field is named as such rather than as an encoding problem */
     return nondet ? TF_ERR_OTA_MALFORMED : TF_OK;
-}
-
-static int str_eq(tf_str_t a, const uint8_t *b, size_t blen)
-{
-    return a.len == blen && (blen == 0 || memcmp(a.ptr, b, blen) == 0);
-}
-
-/* every op of compat.ops among the device's (builtin codes with codes, custom names with names) */
-static int ops_supported(const uint8_t *p, size_t n, size_t compat_pos, const tf_ota_device_t *dev)
-{
-    tf_cbor_item_t it, k, v;
-    size_t at;
-    uint64_t i, j;
-    (void)read_at(p, n, compat_pos, &it, &at);
-    for (i = 0; i < it.val; i++) {
-        size_t op;
-        (void)read_at(p, n, at, &k, NULL);
-        (void)skip_from(p, n, &at);
-        (void)read_at(p, n, at, &v, &op);
-        (void)skip_from(p, n, &at);
-        if (k.val != 3u) {
-            continue;
-        }
-        for (j = 0; j < v.val; j++) {
-            tf_cbor_item_t o;
-            size_t d;
-            int have = 0;
-            (void)read_at(p, n, op, &o, &op);
-            if (o.type == TF_CBOR_UINT) {
-                for (d = 0; d < dev->n_op_codes && !have; d++) {
-                    have = dev->op_codes[d] == o.val;
-                }
-            } else {
-                for (d = 0; d < dev->n_custom_ops && !have; d++) {
-                    have = str_eq(dev->custom_ops[d], o.data, (size_t)o.val);
-                }
-            }
-            if (!have) {
-                return 0;
-            }
-        }
-    }
-    return 1;
 }
 
 tf_err_t tf_ota_trust_add(tf_ota_trust_t *t, const tf_port_t *port, const uint8_t public_key[32])
@@ -431,11 +339,15 @@ tf_err_t tf_ota_verify_manifest(const tf_port_t *port, const uint8_t *data, size
                                 uint32_t last_seq, int has_now, uint32_t now, const tf_ota_device_t *dev,
                                 uint8_t *work, size_t work_cap, tf_ota_manifest_t *out)
 {
-    tf_cbor_item_t it, prot, unprot, payload, sig, k, v;
-    size_t at, hat, i;
-    int nondet = 0, have_alg = 0, key_known = 0, verified = 0;
+    tf_cbor_reader_t r;
+    tf_cbor_item_t prot, payload, sig, v;
+    uint64_t i;
+    size_t hpos[5];
+    uint32_t found;
+    uint8_t unprot;
+    int nondet = 0, unknown, key_known = 0, verified = 0, ops_missing = 0;
     const uint8_t *kid = NULL;
-    size_t kid_len = 0, ops_pos;
+    size_t kid_len = 0;
     tf_cbor_writer_t w;
     tf_err_t e;
     if (port == NULL || trust == NULL || dev == NULL || out == NULL || work == NULL || port->ed25519_verify == NULL ||
@@ -443,66 +355,39 @@ tf_err_t tf_ota_verify_manifest(const tf_port_t *port, const uint8_t *data, size
         return TF_ERR_ARG;
     }
     memset(out, 0, sizeof *out);
-    /* 1. size, well-formed, one item, definite lengths */
-    if (len == 0 || len > TF_CFG_MAX_MANIFEST_BYTES) {
+    /* 1. size, well-formed, one item, definite lengths; 2. COSE_Sign1 structure, deterministic */
+    if (len == 0 || len > TF_CFG_MAX_MANIFEST_BYTES || det_walk(data, len, &nondet) != TF_OK) {
         return TF_ERR_OTA_MALFORMED;
     }
-    if ((e = det_walk(data, len, &nondet)) != TF_OK) {
-        return e;
-    }
-    /* 2. COSE_Sign1 structure */
-    if (read_at(data, len, 0, &it, &at) != TF_OK || it.type != TF_CBOR_TAG || it.val != COSE_SIGN1_TAG) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (read_at(data, len, at, &it, &at) != TF_OK || it.type != TF_CBOR_ARRAY || it.val != 4u) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (read_at(data, len, at, &prot, &at) != TF_OK || prot.type != TF_CBOR_BYTES) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (read_at(data, len, at, &unprot, &at) != TF_OK || unprot.type != TF_CBOR_MAP || unprot.val != 0u) {
-        return TF_ERR_OTA_MALFORMED; /* alg or kid outside the signature could be swapped by anyone */
-    }
-    if (read_at(data, len, at, &payload, &at) != TF_OK || payload.type != TF_CBOR_BYTES) {
-        return TF_ERR_OTA_MALFORMED; /* detached payloads are not supported */
-    }
-    if (read_at(data, len, at, &sig, &at) != TF_OK || sig.type != TF_CBOR_BYTES || sig.val != 64u) {
-        return TF_ERR_OTA_MALFORMED;
-    }
-    if (nondet) {
+    /* deterministic: tag 18 and the array of 4 have one-byte heads, the unprotected header is the empty map */
+    reader_at(&r, data, len, 2);
+    rd(&r, &prot);
+    unprot = r.pos < len ? data[r.pos++] : 0; /* alg or kid outside the signature could be swapped by anyone */
+    rd(&r, &payload); /* a byte string: detached payloads are not supported */
+    rd(&r, &sig);
+    if (nondet || data[0] != 0xC0u + COSE_SIGN1_TAG || len < 2 || data[1] != 0x84u || prot.type != TF_CBOR_BYTES ||
+        unprot != 0xA0u || payload.type != TF_CBOR_BYTES || sig.type != TF_CBOR_BYTES || sig.val != 64u) {
         return TF_ERR_OTA_MALFORMED;
     }
     /* 3. protected header: {1: -8, 4: kid} and nothing else */
-    if (det_walk(prot.data, (size_t)prot.val, &nondet) != TF_OK ||
-        read_at(prot.data, (size_t)prot.val, 0, &it, &hat) != TF_OK || it.type != TF_CBOR_MAP || nondet) {
+    reader_at(&r, prot.data, (size_t)prot.val, 0);
+    if (det_walk(prot.data, (size_t)prot.val, &nondet) != TF_OK || nondet || !scan(&r, 5, hpos, &found, &unknown) ||
+        unknown || (found & ~0x12u) != 0 || !(found & 2u)) {
         return TF_ERR_OTA_MALFORMED;
     }
-    for (i = 0; i < it.val; i++) {
-        if (read_at(prot.data, (size_t)prot.val, hat, &k, &hat) != TF_OK || k.type != TF_CBOR_UINT ||
-            (k.val != 1u && k.val != 4u)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        if (read_at(prot.data, (size_t)prot.val, hat, &v, NULL) != TF_OK || !skip_from(prot.data, (size_t)prot.val, &hat)) {
-            return TF_ERR_OTA_MALFORMED;
-        }
-        if (k.val == 1u) {
-            if (v.type != TF_CBOR_UINT && v.type != TF_CBOR_NINT && v.type != TF_CBOR_TEXT) {
-                return TF_ERR_OTA_MALFORMED;
-            }
-            have_alg = (v.type == TF_CBOR_NINT && v.val == 7u) ? 1 : 2; /* -8 = EdDSA */
-        } else {
-            kid = v.type == TF_CBOR_BYTES ? v.data : NULL;
-            kid_len = v.type == TF_CBOR_BYTES ? (size_t)v.val : 0;
-            if (kid == NULL) {
-                kid_len = 99; /* not a byte string */
-            }
-        }
-    }
-    if (have_alg == 0) {
+    reader_at(&r, prot.data, (size_t)prot.val, hpos[1]);
+    rd(&r, &v);
+    if (v.type != TF_CBOR_UINT && v.type != TF_CBOR_NINT && v.type != TF_CBOR_TEXT) {
         return TF_ERR_OTA_MALFORMED;
     }
-    if (have_alg == 2) {
+    if (v.type != TF_CBOR_NINT || v.val != 7u) { /* -8 = EdDSA */
         return TF_ERR_OTA_UNSUPPORTED_ALGORITHM;
+    }
+    if (found & 0x10u) {
+        reader_at(&r, prot.data, (size_t)prot.val, hpos[4]);
+        rd(&r, &v);
+        kid = v.data;
+        kid_len = v.type == TF_CBOR_BYTES ? (size_t)v.val : 0;
     }
     if (kid_len < 1 || kid_len > 32) {
         return TF_ERR_OTA_MALFORMED;
@@ -514,7 +399,7 @@ tf_err_t tf_ota_verify_manifest(const tf_port_t *port, const uint8_t *data, size
     tf_cbor_put_bytes(&w, prot.data, (size_t)prot.val);
     tf_cbor_put_bytes(&w, NULL, 0);
     tf_cbor_put_bytes(&w, payload.data, (size_t)payload.val);
-    for (i = 0; i < trust->count; i++) {
+    for (i = 0; i < trust->count && !verified; i++) {
         if (kid_len != 8 || memcmp(trust->keys[i].kid, kid, 8) != 0) {
             continue;
         }
@@ -522,10 +407,7 @@ tf_err_t tf_ota_verify_manifest(const tf_port_t *port, const uint8_t *data, size
         if (w.err != TF_OK) {
             return TF_ERR_NO_SPACE;
         }
-        if (port->ed25519_verify(port->user, trust->keys[i].public_key, work, w.len, sig.data) == TF_OK) {
-            verified = 1;
-            break;
-        }
+        verified = port->ed25519_verify(port->user, trust->keys[i].public_key, work, w.len, sig.data) == TF_OK;
     }
     if (!key_known) {
         return TF_ERR_OTA_UNKNOWN_KEY;
@@ -534,7 +416,7 @@ tf_err_t tf_ota_verify_manifest(const tf_port_t *port, const uint8_t *data, size
         return TF_ERR_OTA_BAD_SIGNATURE;
     }
     /* 6. only now is the payload believed */
-    if ((e = decode_payload(payload.data, (size_t)payload.val, out, &ops_pos)) != TF_OK) {
+    if ((e = decode_payload(payload.data, (size_t)payload.val, dev, out, &ops_missing)) != TF_OK) {
         return e;
     }
     /* 7..10 */
@@ -548,12 +430,10 @@ tf_err_t tf_ota_verify_manifest(const tf_port_t *port, const uint8_t *data, size
     if (has_now && now > out->exp) {
         return TF_ERR_OTA_EXPIRED;
     }
-    if (((out->compat_has & TF_DEV_FLASH) && (dev->has & TF_DEV_FLASH) && dev->flash < out->need_flash) ||
-        ((out->compat_has & TF_DEV_RAM) && (dev->has & TF_DEV_RAM) && dev->ram < out->need_ram) ||
-        ((out->compat_has & TF_DEV_ARENA) && (dev->has & TF_DEV_ARENA) && dev->arena < out->need_arena) ||
-        ((out->compat_has & TF_DEV_OPS) && (dev->has & TF_DEV_OPS) &&
-         !ops_supported(payload.data, (size_t)payload.val, ops_pos, dev)) ||
-        ((out->compat_has & TF_DEV_CLASS) && (dev->has & TF_DEV_CLASS) &&
+    i = out->compat_has & dev->has;
+    if (((i & TF_DEV_FLASH) && dev->flash < out->need_flash) || ((i & TF_DEV_RAM) && dev->ram < out->need_ram) ||
+        ((i & TF_DEV_ARENA) && dev->arena < out->need_arena) || ((i & TF_DEV_OPS) && ops_missing) ||
+        ((i & TF_DEV_CLASS) &&
          !str_eq(out->need_class, (const uint8_t *)dev->device_class.ptr, dev->device_class.len))) {
         return TF_ERR_OTA_INCOMPATIBLE;
     }
@@ -604,41 +484,60 @@ tf_err_t tf_ota_artifact_finish(tf_ota_artifact_t *a)
 
 /* ---------------------------------------------------------------------------------------- client */
 
+/* One ota/status report, {v, ts?, state, seq, reason?, model?, mver?, progress?} in canonical CBOR (keys
+ * ascending): written here rather than by tf_ota_status_encode(), whose generality (msg, fw, x) the client
+ * never uses. A number where txt[k].ptr is NULL, else a text. */
 static void report(tf_ota_client_t *c, tf_ota_state_t state, tf_err_t reason, int with_progress)
 {
-    tf_ota_status_t s;
+    tf_cbor_writer_t w;
     char topic[TF_TOPIC_MAX + 64];
-    size_t n = 0;
-    uint32_t now;
+    uint64_t num[TF_OS_PROGRESS + 1];
+    tf_str_t txt[TF_OS_PROGRESS + 1];
+    uint32_t now, keys = TF_HAS(0) | TF_HAS(TF_OS_STATE) | TF_HAS(TF_OS_SEQ);
+    unsigned k, n = 0;
     if (c->port->publish == NULL) {
         return;
     }
-    memset(&s, 0, sizeof s);
-    s.state = state;
-    s.seq = c->m.seq;
-    if (reason != TF_OK) {
-        s.reason = reason;
-        s.has |= TF_HAS(TF_OS_REASON);
-    }
-    if (with_progress) {
-        s.progress = c->offset;
-        s.has |= TF_HAS(TF_OS_PROGRESS);
-    }
-    if (c->cfg.model.len > 0) {
-        s.model = c->cfg.model;
-        s.mver = c->cfg.mver;
-        s.has |= TF_HAS(TF_OS_MODEL) | TF_HAS(TF_OS_MVER);
-    }
+    memset(txt, 0, sizeof txt);
+    num[0] = 1;
     if (c->port->time_s != NULL && c->port->time_s(c->port->user, &now) == TF_OK &&
         (uint64_t)now * 1000u >= TF_TS_FLOOR_MS) {
-        s.ts_ms = (uint64_t)now * 1000u;
-        s.has |= TF_HAS(TF_OS_TS);
+        num[TF_OS_TS] = (uint64_t)now * 1000u;
+        keys |= TF_HAS(TF_OS_TS);
     }
-    if (tf_ota_status_encode(&s, c->status, sizeof c->status, &n) != TF_OK ||
-        tf_topic_build(c->cfg.topic_prefix, c->cfg.device_id, TF_CH_OTA_STATUS, topic, sizeof topic, NULL) != TF_OK) {
-        return;
+    (void)tf_ota_state_name(state, &txt[TF_OS_STATE].ptr);
+    num[TF_OS_SEQ] = c->m.seq;
+    if (reason != TF_OK) {
+        txt[TF_OS_REASON].ptr = tf__ota_reason_name(reason);
+        keys |= TF_HAS(TF_OS_REASON);
     }
-    (void)c->port->publish(c->port->user, topic, c->status, n, 1, 0);
+    if (c->cfg.model.len > 0) {
+        txt[TF_OS_MODEL] = c->cfg.model;
+        num[TF_OS_MVER] = c->cfg.mver;
+        keys |= TF_HAS(TF_OS_MODEL) | TF_HAS(TF_OS_MVER);
+    }
+    num[TF_OS_PROGRESS] = c->offset;
+    keys |= with_progress ? TF_HAS(TF_OS_PROGRESS) : 0u;
+    for (k = 0; k <= TF_OS_PROGRESS; k++) {
+        n += (keys >> k) & 1u;
+    }
+    (void)tf_cbor_writer_init(&w, c->status, sizeof c->status);
+    tf_cbor_put_map(&w, n);
+    for (k = 0; k <= TF_OS_PROGRESS; k++) {
+        if (!(keys & TF_HAS(k))) {
+            continue;
+        }
+        tf_cbor_put_uint(&w, k);
+        if (txt[k].ptr == NULL) {
+            tf_cbor_put_uint(&w, num[k]);
+        } else {
+            tf_cbor_put_text(&w, txt[k].ptr, txt[k].len > 0 ? txt[k].len : strlen(txt[k].ptr));
+        }
+    }
+    if (w.err == TF_OK &&
+        tf_topic_build(c->cfg.topic_prefix, c->cfg.device_id, TF_CH_OTA_STATUS, topic, sizeof topic, NULL) == TF_OK) {
+        (void)c->port->publish(c->port->user, topic, c->status, w.len, 1, 0);
+    }
 }
 
 static tf_err_t fail(tf_ota_client_t *c, tf_err_t reason)
@@ -658,7 +557,8 @@ tf_err_t tf_ota_init(tf_ota_client_t *c, const tf_port_t *port, const tf_ota_con
         port->sha256_init == NULL || port->sha256_update == NULL || port->sha256_final == NULL ||
         port->ed25519_verify == NULL || port->load_seq == NULL || port->store_seq == NULL ||
         port->fetch_range == NULL || port->storage_begin == NULL || port->storage_write == NULL ||
-        port->activate == NULL || tf_device_id_check(cfg->device_id, strlen(cfg->device_id)) != TF_OK) {
+        port->activate == NULL || tf_device_id_check(cfg->device_id, strlen(cfg->device_id)) != TF_OK ||
+        (cfg->model.len > 0 && tf__check_text(cfg->model, MAX_OTA_TEXT) != TF_OK)) {
         return TF_ERR_ARG;
     }
     memset(c, 0, sizeof *c);
@@ -673,7 +573,7 @@ static tf_err_t resume_or_begin(tf_ota_client_t *c)
     tf_ota_progress_t p;
     const tf_port_t *port = c->port;
     if (tf_ota_artifact_begin(&c->art, port, c->m.size, c->m.sha256) != TF_OK) {
-        return TF_ERR_PORT;
+        return TF_ERR_OTA_STORAGE_FAILED;
     }
     c->offset = 0;
     if (port->load_progress != NULL && port->storage_read != NULL && port->load_progress(port->user, &p) == TF_OK &&
@@ -703,8 +603,8 @@ tf_err_t tf_ota_on_manifest(tf_ota_client_t *c, const uint8_t *payload, size_t l
     if (len == 0) {
         return TF_ERR_END; /* the retained manifest was cleared */
     }
-    memset(&c->m, 0, sizeof c->m);
     if (len > sizeof c->manifest) {
+        memset(&c->m, 0, sizeof c->m);
         return fail(c, TF_ERR_OTA_MALFORMED);
     }
     memcpy(c->manifest, payload, len); /* the verified fields point into this copy */
@@ -727,7 +627,7 @@ tf_err_t tf_ota_on_manifest(tf_ota_client_t *c, const uint8_t *payload, size_t l
     c->uri[c->m.uri.len] = '\0';
     report(c, TF_OTA_VERIFIED, TF_OK, 0);
     if ((e = resume_or_begin(c)) != TF_OK) {
-        return fail(c, e == TF_ERR_PORT ? TF_ERR_OTA_STORAGE_FAILED : e);
+        return fail(c, e);
     }
     c->phase = TF_OTA_READY;
     c->retries = 0;
@@ -738,7 +638,8 @@ tf_err_t tf_ota_on_manifest(tf_ota_client_t *c, const uint8_t *payload, size_t l
 tf_err_t tf_ota_step(tf_ota_client_t *c)
 {
     const tf_port_t *port;
-    size_t got = 0;
+    size_t got = 0, want;
+    int tail, first;
     tf_err_t e;
     if (c == NULL) {
         return TF_ERR_ARG;
@@ -750,22 +651,22 @@ tf_err_t tf_ota_step(tf_ota_client_t *c)
     if (c->phase != TF_OTA_READY && c->phase != TF_OTA_RUNNING) {
         return TF_ERR_END;
     }
-    if (c->offset < c->m.size) {
-        size_t want = c->m.size - c->offset < sizeof c->chunk ? c->m.size - c->offset : sizeof c->chunk;
-        int first = c->phase == TF_OTA_READY;
+    /* one chunk; once all announced bytes are in, one more byte would mean the artifact is longer than declared */
+    tail = c->offset >= c->m.size;
+    want = tail ? 1u : c->m.size - c->offset < sizeof c->chunk ? c->m.size - c->offset : sizeof c->chunk;
+    first = c->phase == TF_OTA_READY;
+    c->phase = TF_OTA_RUNNING;
+    if (port->fetch_range(port->user, c->uri, c->offset, c->chunk, want, &got) != TF_OK || got > want) {
+        return ++c->retries <= TF_CFG_OTA_RETRIES ? TF_OK : fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
+    }
+    c->retries = 0;
+    if (tail ? got > 0 : got == 0) {
+        return fail(c, TF_ERR_OTA_SIZE_MISMATCH); /* longer than declared, or it ended before `size` */
+    }
+    if (!tail) {
         tf_ota_progress_t p;
-        c->phase = TF_OTA_RUNNING;
-        if (port->fetch_range(port->user, c->uri, c->offset, c->chunk, want, &got) != TF_OK || got > want) {
-            return ++c->retries <= TF_CFG_OTA_RETRIES ? TF_OK : fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
-        }
-        c->retries = 0;
-        if (got == 0) {
-            return fail(c, TF_ERR_OTA_SIZE_MISMATCH); /* the artifact ended before `size` */
-        }
-        if ((e = tf_ota_artifact_update(&c->art, c->chunk, got)) != TF_OK) {
-            return fail(c, e == TF_ERR_PORT ? TF_ERR_OTA_STORAGE_FAILED : e);
-        }
-        if (port->storage_write(port->user, c->offset, c->chunk, got) != TF_OK) {
+        if (tf_ota_artifact_update(&c->art, c->chunk, got) != TF_OK ||
+            port->storage_write(port->user, c->offset, c->chunk, got) != TF_OK) {
             return fail(c, TF_ERR_OTA_STORAGE_FAILED);
         }
         c->offset += (uint32_t)got;
@@ -780,13 +681,6 @@ tf_err_t tf_ota_step(tf_ota_client_t *c)
             report(c, TF_OTA_DOWNLOADING, TF_OK, 1);
         }
         return TF_OK;
-    }
-    /* all announced bytes are in: one more byte would mean the artifact is longer than declared */
-    if (port->fetch_range(port->user, c->uri, c->m.size, c->chunk, 1, &got) != TF_OK) {
-        return ++c->retries <= TF_CFG_OTA_RETRIES ? TF_OK : fail(c, TF_ERR_OTA_DOWNLOAD_FAILED);
-    }
-    if (got > 0) {
-        return fail(c, TF_ERR_OTA_SIZE_MISMATCH);
     }
     if ((e = tf_ota_artifact_finish(&c->art)) != TF_OK) {
         return fail(c, e == TF_ERR_PORT ? TF_ERR_OTA_STORAGE_FAILED : e);

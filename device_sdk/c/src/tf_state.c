@@ -168,15 +168,14 @@ tf_err_t tf_state_lwt(uint8_t *buf, size_t cap, size_t *out_len)
     return tf_state_encode(&s, buf, cap, out_len);
 }
 
-static const char *const ota_state_names[TF_OTA__STATE_COUNT] = {"downloading", "downloaded", "verified",
-                                                                 "applied",     "failed",     "rolled_back"};
+static const char ota_state_names[] = "downloading\0downloaded\0verified\0applied\0failed\0rolled_back";
 
 tf_err_t tf_ota_state_name(tf_ota_state_t s, const char **out)
 {
     if ((unsigned)s >= (unsigned)TF_OTA__STATE_COUNT || out == NULL) {
         return TF_ERR_ARG;
     }
-    *out = ota_state_names[s];
+    *out = tf__nth_name(ota_state_names, (unsigned)s);
     return TF_OK;
 }
 
@@ -214,7 +213,7 @@ tf_err_t tf_ota_status_encode(const tf_ota_status_t *s, uint8_t *buf, size_t cap
         case TF_OS_STATE: tf_cbor_put_text(&w, name, strlen(name)); break;
         case TF_OS_SEQ: tf_cbor_put_uint(&w, s->seq); break;
         case TF_OS_REASON: {
-            const char *r = tf__ota_reason_names[s->reason - TF_ERR_OTA_MALFORMED];
+            const char *r = tf__ota_reason_name(s->reason);
             tf_cbor_put_text(&w, r, strlen(r));
             break;
         }

@@ -2,8 +2,10 @@
 
 #include <string.h>
 
-static const char *const channel_names[TF_CH__COUNT] = {"evt", "tel", "state", "ota", "ota/status", "cmd",
-                                                        "cmd/ack"};
+#include "tf_wire_internal.h"
+
+/* in the order of tf_channel_t */
+static const char channel_names[] = "evt\0tel\0state\0ota\0ota/status\0cmd\0cmd/ack";
 
 static int id_char(char c, int first)
 {
@@ -46,7 +48,7 @@ tf_err_t tf_channel_name(tf_channel_t ch, const char **out)
     if ((unsigned)ch >= (unsigned)TF_CH__COUNT || out == NULL) {
         return TF_ERR_ARG;
     }
-    *out = channel_names[ch];
+    *out = tf__nth_name(channel_names, (unsigned)ch);
     return TF_OK;
 }
 
@@ -64,6 +66,7 @@ tf_err_t tf_topic_build(const char *prefix, const char *device_id, tf_channel_t 
                         size_t *out_len)
 {
     size_t np, nd, nc, total;
+    const char *name;
     if (prefix == NULL) {
         prefix = TF_CFG_DEFAULT_PREFIX;
     }
@@ -78,7 +81,8 @@ tf_err_t tf_topic_build(const char *prefix, const char *device_id, tf_channel_t 
         return TF_ERR_BAD_DEVICE_ID;
     }
     np = strlen(prefix);
-    nc = strlen(channel_names[ch]);
+    name = tf__nth_name(channel_names, (unsigned)ch);
+    nc = strlen(name);
     total = np + 1 + nd + 1 + nc;
     if (total + 1 > cap) {
         return TF_ERR_NO_SPACE;
@@ -87,7 +91,7 @@ tf_err_t tf_topic_build(const char *prefix, const char *device_id, tf_channel_t 
     buf[np] = '/';
     memcpy(buf + np + 1, device_id, nd);
     buf[np + 1 + nd] = '/';
-    memcpy(buf + np + 2 + nd, channel_names[ch], nc + 1);
+    memcpy(buf + np + 2 + nd, name, nc + 1);
     if (out_len != NULL) {
         *out_len = total;
     }
@@ -121,7 +125,8 @@ tf_err_t tf_topic_parse(const char *prefix, const char *topic, size_t len, tf_st
     nrest = len - id_end - 1;
     c = -1;
     for (i = 0; i < (size_t)TF_CH__COUNT; i++) {
-        if (strlen(channel_names[i]) == nrest && memcmp(channel_names[i], rest, nrest) == 0) {
+        const char *name = tf__nth_name(channel_names, (unsigned)i);
+        if (strlen(name) == nrest && memcmp(name, rest, nrest) == 0) {
             c = (int)i;
         }
     }

@@ -41,6 +41,7 @@ tf_err_t tf__text(const tf_map_scan_t *m, size_t pos, tf_decode_buf_t *buf, uint
                   int *is_text);
 tf_err_t tf__get_text(const tf_cbor_item_t *it, const uint8_t *buf, size_t len, tf_decode_buf_t *db, tf_str_t *out);
 size_t tf__utf8_chars(const char *s, size_t n);
+int tf__utf8_valid(const uint8_t *s, size_t n);
 int tf__has_nul(const char *s, size_t n);
 
 /* Field checks: TF_OK, TF_ABSENT (optional and absent / null), or an error with e->field set. */
@@ -74,9 +75,14 @@ tf_err_t tf__unknown_name(const tf_map_scan_t *m, size_t i, const char *prefix, 
 tf_err_t tf__record_begin(const uint8_t *p, size_t len, uint32_t max_bytes, tf_cbor_reader_t *r,
                           tf_wire_error_t *e);
 
-extern const char *const tf__ota_reason_names[];
+/* the i-th of NUL-separated names; the ota/status `reason` text of an OTA reason code */
+const char *tf__nth_name(const char *packed, unsigned i);
+const char *tf__ota_reason_name(tf_err_t err);
 
 /* Encoding helpers */
+/* a head of major type @p major; an integer key and an unsigned value */
+tf_err_t tf__put_head(tf_cbor_writer_t *w, uint8_t major, uint64_t v);
+tf_err_t tf__put_kv(tf_cbor_writer_t *w, unsigned key, uint64_t v);
 tf_err_t tf__check_text(tf_str_t s, uint32_t max_chars);
 tf_err_t tf__write_extras(tf_cbor_writer_t *w, const tf_extra_t *x, size_t n);
 int tf__is_finite(tf_real_t d);

@@ -1,16 +1,19 @@
-/* libFuzzer target: every decoder of the wire contract over arbitrary bytes (clang -fsanitize=fuzzer). A
- * decoded event must re-encode, and its re-encoding must decode again. */
+/* libFuzzer target: every decoder of the wire contract, and the JSON reader, over arbitrary bytes (clang
+ * -fsanitize=fuzzer). A decoded event must re-encode, and its re-encoding must decode again; what the JSON
+ * reader accepts must be well-formed CBOR. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tinyfleet/tf_event.h"
+#include "tinyfleet/tf_json.h"
 #include "tinyfleet/tf_state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static tf_decode_buf_t db, db2;
 static uint8_t out[4096];
+static uint8_t json_cbor[3 * 4096 + 16];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,5 +42,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)tf_state_decode(data, size, &lenient, &st, &db, NULL);
     (void)tf_ota_status_decode(data, size, &lenient, &os, &db, NULL);
     (void)tf_cbor_check(data, size);
+    if (size <= 4096) {
+        /* the JSON reader: whatever it accepts is one well-formed CBOR item the decoders then read */
+        size_t n = 0;
+        if (tf_json_to_cbor(TF_JSON_STATE, data, size, json_cbor, sizeof json_cbor, &n, NULL) == TF_OK) {
+            if (tf_cbor_check(json_cbor, n) != TF_OK) {
+                abort();
+            }
+            (void)tf_state_decode(json_cbor, n, &lenient, &st, &db, NULL);
+        }
+        if (tf_json_events_begin(&d, data, size, &lenient, json_cbor, sizeof json_cbor, NULL) == TF_OK) {
+            while (tf_events_next(&d, &ev, &db, NULL) != TF_ERR_END) {
+            }
+        }
+    }
     return 0;
 }

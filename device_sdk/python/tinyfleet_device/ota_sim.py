@@ -1,16 +1,19 @@
 """A fleet of simulated devices that update their model over the air for real.
 
-Each simulated device keeps what a device keeps (model, version, last applied manifest sequence number, boot
-counter) and on a manifest on its `ota` topic does what a device does: verifies it with the trusted public
-key (:func:`tinyfleet_device.manifest.verify_manifest`), reports ``downloading``, downloads the artifact over
-HTTP (resuming with ``Range`` after an interrupted transfer), checks size and SHA-256 while it streams in,
-loads the model into TensorFlow Lite Micro, reports ``applied``, "reboots" and publishes its retained
+Each simulated device runs the reference device's OTA client (:class:`tinyfleet_device.ota.OtaClient`) with
+its own state directory: on a manifest on its `ota` topic it verifies it with the trusted public key, reports
+``downloading``, downloads the artifact over HTTP (resuming with ``Range``/``If-Range`` after an interrupted
+transfer, within the client's timeouts and limits), checks size and SHA-256 while it streams in, loads the
+model into TensorFlow Lite Micro, reports ``verified`` and ``applied``, "reboots" and publishes its retained
 ``state`` with the new version. Its inference events come from the model it runs: the labels and scores are
 TFLM's outputs for a fixed set of inputs, so a model that always predicts one class shows it in the events.
 
-One MQTT connection carries the whole fleet (a simulator, not a firmware: a real device connects as itself
-and the broker's ACL keeps it to its own topics). Devices can be taken offline and back: an offline device
-ignores its topic, and on its return re-subscribes and gets its retained manifest, as a real one does.
+A simulator, not a firmware: one MQTT connection carries the whole fleet (a real device connects as itself
+and the broker's ACL keeps it to its own topics); the interpreters are shared per model (a model's behaviour
+is computed once per SHA-256); the clients' state is not fsynced; and only the milestones go on
+``ota/status`` (``downloading``, ``verified``, ``applied`` or ``failed``: not ``downloaded`` nor progress).
+Devices can be taken offline and back: an offline device ignores its topic, and on its return re-subscribes
+and gets its retained manifest, as a real one does.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import hashlib
 import logging
 import queue
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,14 +48,8 @@ from tinyfleet.wire import (
     encode_ota_status,
     encode_state,
 )
-from tinyfleet_device.manifest import (
-    ArtifactVerifier,
-    DeviceCapabilities,
-    ManifestError,
-    Reason,
-    TrustedKeys,
-    verify_manifest,
-)
+from tinyfleet_device.manifest import DeviceCapabilities, TrustedKeys
+from tinyfleet_device.ota import STATE_FILE, DownloadLimits, InstalledModel, OtaClient
 
 log = logging.getLogger("tinyfleet_device.ota_sim")
 
@@ -118,8 +117,25 @@ def model_behaviour(data: bytes, *, seed: int = 7) -> Behaviour:
     return b
 
 
+def _behaviour_self_test(behaviour: Behaviour, _installed: InstalledModel) -> None:
+    """The simulator's self-test: the model gave an output on every behaviour input, and finite ones."""
+    if len(behaviour.outputs) != BEHAVIOUR_INPUTS:
+        raise ValueError(f"{len(behaviour.outputs)} outputs for {BEHAVIOUR_INPUTS} inputs")
+    for label, score, anom in behaviour.outputs:
+        if any(v is not None and not np.isfinite(v) for v in (score, anom)) or (label is None and anom is None):
+            raise ValueError("the model's outputs are not finite")
+
+
+#: what the simulated devices publish on ota/status (the client also reports downloaded and progress)
+_PUBLISHED = frozenset({OtaState.DOWNLOADING, OtaState.VERIFIED, OtaState.APPLIED, OtaState.FAILED,
+                        OtaState.ROLLED_BACK})  # fmt: skip
+
+
 @dataclass
 class SimDevice:
+    """One simulated device. ``artifact`` is the model it runs at the start (its factory model); afterwards
+    model, version, artifact and last_seq mirror what its OTA client applied."""
+
     device_id: str
     model: str
     version: int
@@ -133,13 +149,19 @@ class SimDevice:
     power_loss_next: bool = False
     busy: bool = False
     history: list[str] = field(default_factory=list)
+    client: OtaClient[Behaviour] | None = field(default=None, repr=False)
+    _runs: Behaviour | None = field(default=None, repr=False)
+    _power_lost: bool = field(default=False, repr=False)
 
     def behaviour(self) -> Behaviour | None:
-        return None if self.artifact is None else model_behaviour(self.artifact)
+        if self._runs is None and self.artifact is not None:
+            self._runs = model_behaviour(self.artifact)
+        return self._runs
 
 
 class OtaFleet:
-    """Simulated devices on one MQTT connection. Use as a context manager; `events_per_s` per device."""
+    """Simulated devices on one MQTT connection. Use as a context manager; `events_per_s` per device. Each
+    device's OTA state lives in `state_dir`/<device id> (a temporary directory by default)."""
 
     def __init__(
         self,
@@ -156,6 +178,8 @@ class OtaFleet:
         username: str | None = None,
         password: str | None = None,
         seed: int = 1,
+        state_dir: Path | None = None,
+        limits: DownloadLimits | None = None,
     ) -> None:
         self.devices = {d.device_id: d for d in devices}
         self.topics = Topics(prefix)
@@ -164,14 +188,15 @@ class OtaFleet:
         self._clock = clock
         self._http = http or httpx.Client(timeout=30.0)
         self._own_http = http is None
+        self._limits = limits or DownloadLimits(progress_interval_s=None)
+        self._state_dir = state_dir
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ota-sim")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._rnd = random.Random(seed)
         self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.errors: list[str] = []
-        self.bytes_downloaded = 0
-        self.download_s = 0.0
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"ota-sim-{self._rnd.getrandbits(32):08x}",
@@ -190,6 +215,11 @@ class OtaFleet:
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def __enter__(self) -> OtaFleet:
+        if self._state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="tinyfleet-ota-sim-")
+            self._state_dir = Path(self._tmp.name)
+        for d in self.devices.values():
+            self._make_client(d)
         self._client.connect(self._host, self._port, keepalive=30)
         self._client.loop_start()
         if not self._connected.wait(10):
@@ -213,6 +243,28 @@ class OtaFleet:
         self._client.loop_stop()
         if self._own_http:
             self._http.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def _make_client(self, d: SimDevice) -> None:
+        assert self._state_dir is not None
+        d.client = OtaClient(
+            state_dir=self._state_dir / d.device_id,
+            trusted_keys=self._keys,
+            capabilities=d.caps,
+            load_model=model_behaviour,
+            self_test=_behaviour_self_test,
+            report=lambda status: self._on_status(d, status),
+            swap=lambda behaviour, installed: self._on_swap(d, behaviour, installed),
+            http=self._http,
+            limits=self._limits,
+            clock=self._clock,
+            firmware="sim-1.0",
+            durable=False,
+        )
+        if d.artifact is not None:
+            d.client.adopt(d.artifact, model=d.model, version=d.version)
+        d.last_seq = d.client.last_seq
 
     def _subscribe(self, device_ids: list[str]) -> None:
         for i in range(0, len(device_ids), 100):
@@ -260,18 +312,12 @@ class OtaFleet:
                 d.busy = True
             self._pool.submit(self._update, d, payload)
 
-    # -- the update ----------------------------------------------------------------------------------------------
-
-    def _status(self, d: SimDevice, state: OtaState, seq: int, **kw: Any) -> None:
-        d.history.append(state.value if "reason" not in kw else f"{state.value}:{kw['reason']}")
-        self._client.publish(
-            self.topics.ota_status(d.device_id), encode_ota_status(OtaStatus(state=state, seq=seq, **kw)), qos=1
-        )
+    # -- the update: the device's OTA client, with the simulator's hooks -----------------------------------------
 
     def _update(self, d: SimDevice, payload: bytes) -> None:
         try:
             self._run_update(d, payload)
-        except Exception as exc:  # a bug in the simulator: keep it visible to the test
+        except Exception as exc:  # a bug in the simulator or the client: keep it visible to the test
             self.errors.append(f"{d.device_id}: {type(exc).__name__}: {exc}")
             log.exception("simulated update of %s failed", d.device_id)
         finally:
@@ -279,76 +325,43 @@ class OtaFleet:
                 d.busy = False
 
     def _run_update(self, d: SimDevice, payload: bytes) -> None:
-        try:
-            m = verify_manifest(payload, keys=self._keys, last_seq=d.last_seq, now=int(self._clock()), device=d.caps)
-        except ManifestError as exc:
-            if exc.reason is Reason.REPLAYED_SEQUENCE:
-                return  # the retained manifest it already applied, seen again after a reconnect
-            seq = _seq_of(payload)
-            if seq is not None:
-                self._status(d, OtaState.FAILED, seq, reason=exc.reason.value, msg=str(exc)[:160])
-            return
-        if m.artifact_id == d.model and m.version == d.version:  # already runs it (e.g. rollback to current)
-            d.last_seq = m.seq
-            self._status(d, OtaState.APPLIED, m.seq, model=d.model, mver=d.version)
-            self._publish_state(d)
-            return
-        self._status(d, OtaState.DOWNLOADING, m.seq)
-        try:
-            data = self._download(m.uri, m.size)
-            v = ArtifactVerifier.for_manifest(m)
-            v.update(data)
-            v.finish()
-        except ManifestError as exc:
-            self._status(d, OtaState.FAILED, m.seq, reason=exc.reason.value, msg=str(exc)[:160])
-            return
-        except httpx.HTTPError as exc:
-            self._status(d, OtaState.FAILED, m.seq, reason=Reason.DOWNLOAD_FAILED.value, msg=str(exc)[:160] or "x")
-            return
-        self._status(d, OtaState.VERIFIED, m.seq)
-        try:
-            model_behaviour(data)
-        except RuntimeError as exc:
-            self._status(d, OtaState.FAILED, m.seq, reason=Reason.APPLY_FAILED.value, msg=str(exc)[:160] or "x")
-            return
-        if d.power_loss_next:  # power lost after the swap began: back on the old version, nothing said
-            d.power_loss_next = False
-            self._status(d, OtaState.APPLIED, m.seq, model=str(m.artifact_id), mver=int(m.version))
-            with self._lock:
-                d.boot += 1
-            self._publish_state(d)
-            return
-        with self._lock:
-            d.model, d.version, d.artifact, d.last_seq = str(m.artifact_id), int(m.version), data, m.seq
-            d.boot += 1
-            d.seq = 0
-        self._status(d, OtaState.APPLIED, m.seq, model=d.model, mver=d.version)
-        self._publish_state(d)
+        client = d.client
+        assert client is not None, "the fleet is not entered"
+        client.capabilities = d.caps
+        state_file = client.state_dir / STATE_FILE
+        before = state_file.read_bytes() if d.power_loss_next and state_file.exists() else None
+        client.handle_manifest(payload)
+        if d._power_lost:
+            # the power went after "applied", before the new state reached flash: the device boots on what the
+            # old state says (its old model), and its client starts from that state again
+            d._power_lost = False
+            if before is not None:
+                state_file.write_bytes(before)
+            else:
+                state_file.unlink(missing_ok=True)
+            self._make_client(d)
+        d.last_seq = d.client.last_seq if d.client is not None else d.last_seq
 
-    def _download(self, uri: str, size: int) -> bytes:
-        """GET with resume: after a broken transfer, ask for the rest with Range."""
-        t0 = time.perf_counter()
-        got = bytearray()
-        for _attempt in range(5):
-            headers = {"Range": f"bytes={len(got)}-"} if got else {}
-            try:
-                with self._http.stream("GET", uri, headers=headers) as r:
-                    if r.status_code not in (200, 206):
-                        raise httpx.HTTPStatusError(f"HTTP {r.status_code}", request=r.request, response=r)
-                    if r.status_code == 200:
-                        got.clear()
-                    for chunk in r.iter_bytes(16_384):
-                        got += chunk
-                        if len(got) > size:
-                            break
-                break
-            except httpx.TransportError:
-                if _attempt == 4:
-                    raise
+    def _on_swap(self, d: SimDevice, behaviour: Behaviour, installed: InstalledModel) -> None:
+        client = d.client
+        assert client is not None
         with self._lock:
-            self.bytes_downloaded += len(got)
-            self.download_s += time.perf_counter() - t0
-        return bytes(got)
+            d.boot += 1
+            if d.power_loss_next:  # the swap begins, the power goes: it will say "applied", it runs the old one
+                d.power_loss_next = False
+                d._power_lost = True
+                return
+            d.model, d.version = str(installed.model), int(installed.version)
+            d.artifact, d._runs = client.path_of(installed).read_bytes(), behaviour
+            d.seq = 0
+
+    def _on_status(self, d: SimDevice, status: OtaStatus) -> None:
+        if status.state not in _PUBLISHED:
+            return
+        d.history.append(status.state.value if status.reason is None else f"{status.state.value}:{status.reason}")
+        self._client.publish(self.topics.ota_status(d.device_id), encode_ota_status(status), qos=1)
+        if status.state is OtaState.APPLIED:
+            self._publish_state(d)
 
     # -- MQTT out ------------------------------------------------------------------------------------------------
 
@@ -384,12 +397,10 @@ class OtaFleet:
         with self._lock:
             return {d.device_id: (d.model, d.version) for d in self.devices.values()}
 
+    @property
+    def bytes_downloaded(self) -> int:
+        return sum(d.client.bytes_downloaded for d in self.devices.values() if d.client is not None)
 
-def _seq_of(payload: bytes) -> int | None:
-    """The sequence number of a manifest that failed verification, to report against (None if unreadable)."""
-    try:
-        from tinyfleet_device.manifest import decode_payload, parse_manifest
-
-        return int(decode_payload(parse_manifest(payload).payload).seq)
-    except Exception:
-        return None
+    @property
+    def download_s(self) -> float:
+        return sum(d.client.download_s for d in self.devices.values() if d.client is not None)

@@ -27,6 +27,7 @@ from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, 
 from tinyfleet.api.routes import api_keys as api_keys_routes
 from tinyfleet.api.routes import audit as audit_routes
 from tinyfleet.api.routes import broker as broker_routes
+from tinyfleet.api.routes import captures as captures_routes
 from tinyfleet.api.routes import cohorts as cohorts_routes
 from tinyfleet.api.routes import models as models_routes
 from tinyfleet.api.routes import rollouts as rollouts_routes
@@ -146,6 +147,7 @@ def create_app(
     app.include_router(health.router)
     # Before devices: its `/devices/{device_id:path}` would take `/devices/{id}/ota-reports` for an id.
     app.include_router(rollouts_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(captures_routes.router, responses=_PROTECTED_RESPONSES)
     app.include_router(devices.router, responses=_PROTECTED_RESPONSES)
     app.include_router(events.router, responses=_PROTECTED_RESPONSES)
     app.include_router(dead_letters.router, responses=_PROTECTED_RESPONSES)

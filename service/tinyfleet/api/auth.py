@@ -139,6 +139,36 @@ AdminScope = Annotated[Principal, Depends(require_scope("admin"))]
 ProvisioningScope = Annotated[Principal, Depends(require_scope("device-provisioning"))]
 
 
+async def _device_basic(request: Request) -> Principal | None:
+    """A device authenticated by its own MQTT credentials as HTTP Basic (`device id : password`); None
+    without a Basic header; 401 for refused credentials."""
+    header = request.headers.get("authorization", "")
+    if header[:6].lower() != "basic ":
+        return None
+    from tinyfleet.fleet.broker_http import check_login
+
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise UnauthorizedError("malformed Basic credentials", headers=_challenge()) from None
+    settings: Settings = request.app.state.settings
+    database: Database | None = request.app.state.database
+    if database is None:
+        raise UnauthorizedError("the credential store is not available yet", headers=_challenge())
+    async with database.session() as session:
+        decision = await check_login(session, settings, user, password)
+    if not decision.allow:
+        raise UnauthorizedError(f"device credentials refused: {decision.reason}", headers=_challenge())
+    principal = Principal(f"device:{user}", frozenset({"read"}))
+    _note(request, principal)
+    return principal
+
+
+def device_of(principal: Principal) -> str | None:
+    """The device id of a principal authenticated by device credentials (None for an API key)."""
+    return principal.actor[len("device:") :] if principal.actor.startswith("device:") else None
+
+
 async def device_or_read(request: Request, principal: Annotated[Principal | None, Depends(authenticate)]) -> Principal:
     """Artifact downloads: a read-scoped API key, or a device with its own MQTT credentials as HTTP Basic
     (`device id : password`), so a device needs no API key to fetch the model its manifest names."""
@@ -147,26 +177,30 @@ async def device_or_read(request: Request, principal: Annotated[Principal | None
         if "read" not in principal.scopes:
             raise ForbiddenError("this API key lacks the 'read' scope")
         return principal
-    header = request.headers.get("authorization", "")
-    if header[:6].lower() == "basic ":
-        from tinyfleet.fleet.broker_http import check_login
-
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise UnauthorizedError("malformed Basic credentials", headers=_challenge()) from None
-        settings: Settings = request.app.state.settings
-        database: Database | None = request.app.state.database
-        if database is None:
-            raise UnauthorizedError("the credential store is not available yet", headers=_challenge())
-        async with database.session() as session:
-            decision = await check_login(session, settings, user, password)
-        if not decision.allow:
-            raise UnauthorizedError(f"device credentials refused: {decision.reason}", headers=_challenge())
-        return Principal(f"device:{user}", frozenset({"read"}))
+    device = await _device_basic(request)
+    if device is not None:
+        return device
     read: Principal = await require_scope("read")(request, None)
     return read
 
 
+async def device_or_write(request: Request, principal: Annotated[Principal | None, Depends(authenticate)]) -> Principal:
+    """Uploads by a device (captures): the device's own MQTT credentials as HTTP Basic, or a write-scoped API
+    key. Which device a device principal may write for is the route's check (:func:`device_of`)."""
+    if principal is not None:
+        _note(request, principal)
+        if "write" not in principal.scopes:
+            raise ForbiddenError("this API key lacks the 'write' scope")
+        return principal
+    device = await _device_basic(request)
+    if device is not None:
+        return device
+    raise UnauthorizedError(
+        "device credentials (HTTP Basic) or an API key (Bearer) are required", headers=_challenge()
+    )
+
+
 #: Read access for people (API key) and devices (their MQTT credentials as HTTP Basic).
 DeviceOrReadScope = Annotated[Principal, Depends(device_or_read)]
+#: Writes by devices (their MQTT credentials as HTTP Basic) and by write-scoped API keys.
+DeviceOrWriteScope = Annotated[Principal, Depends(device_or_write)]

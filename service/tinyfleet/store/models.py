@@ -522,3 +522,29 @@ class OtaReport(Base):
         CheckConstraint(_one_of("state", OTA_REPORT_STATES), name="state"),
         Index("ix_ota_reports_device_received", "device_id", "received_at"),
     )
+
+
+class Capture(Base):
+    """A raw sensor window a device uploaded for retraining (the ``capture`` command): the CSV as sent
+    (tinyfleet_device.capture layout, docs/protocol.md) and what its header says, for listing."""
+
+    __tablename__ = "captures"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(Text, ForeignKey("devices.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    label: Mapped[str | None] = mapped_column(Text)
+    sample_rate_hz: Mapped[float] = mapped_column(Double)
+    samples: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    boot: Mapped[int | None] = mapped_column(BigInteger)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    model: Mapped[str | None] = mapped_column(Text)
+    mver: Mapped[int | None] = mapped_column(BigInteger)
+    features: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="every header entry of the file")
+    body: Mapped[bytes] = mapped_column(LargeBinary, comment="the CSV exactly as uploaded")
+
+    __table_args__ = (Index("ix_captures_device_id_id", "device_id", "id"), Index("ix_captures_label", "label"))

@@ -18,7 +18,7 @@ typedef enum {
     TF_ERR_ARG,            /**< a NULL pointer or an argument out of its domain */
     TF_ERR_NO_SPACE,       /**< the caller's buffer is too small */
     TF_ERR_END,            /**< no more items (iterators); the ring buffer is empty */
-    TF_ERR_UNSUPPORTED_FORMAT, /**< a JSON payload: the SDK reads and writes CBOR only */
+    TF_ERR_UNSUPPORTED_FORMAT, /**< a JSON payload given to a CBOR decoder (transcode it with tf_json.h) */
     TF_ERR_STATE,          /**< the call does not fit the object's current state */
     TF_ERR_PORT,           /**< a port hook failed */
     TF_ERR_TOO_DEEP,       /**< internal limit TF_CFG_CBOR_MAX_DEPTH reached */
@@ -26,6 +26,7 @@ typedef enum {
     TF_ERR_EMPTY_PAYLOAD,
     TF_ERR_MESSAGE_TOO_LARGE,
     TF_ERR_MALFORMED_CBOR,
+    TF_ERR_MALFORMED_JSON, /**< a JSON payload that is not JSON (tf_json.h) */
     TF_ERR_TRAILING_BYTES,
     TF_ERR_NOT_AN_EVENT,
     TF_ERR_EMPTY_BATCH,

@@ -91,9 +91,9 @@ typedef struct {
     uint32_t need_flash;
     uint32_t need_ram;
     uint32_t need_arena;
-    size_t n_ops;
+    uint32_t n_ops;
     tf_str_t need_class;
-    size_t n_labels;
+    uint32_t n_labels;
     int has_rollout;
     int has_dev;
     tf_str_t dev;

@@ -1,0 +1,1 @@
+"""Sensor simulators of the reference device."""
