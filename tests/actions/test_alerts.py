@@ -272,8 +272,9 @@ async def _dump(db: Database) -> dict[str, Any]:
         a = (
             await s.execute(
                 sa.text(
-                    "SELECT id, rule_id, group_key, state, severity, opened_at, acknowledged_at, acknowledged_by, resolved_at,"
-                    " resolved_by, resolved_how, last_notified_at, escalated, evidence FROM alerts ORDER BY id"
+                    "SELECT id, rule_id, group_key, state, severity, opened_at, acknowledged_at, acknowledged_by,"
+                    " resolved_at, resolved_by, resolved_how, last_notified_at, escalated, evidence"
+                    " FROM alerts ORDER BY id"
                 )
             )
         ).all()
