@@ -23,13 +23,15 @@ ARGS       ?=
 export UV_PYTHON_DOWNLOADS := never
 unexport VIRTUAL_ENV
 
-.PHONY: help env demo test lint typecheck services timescaledb c-sdk-deps audio-deps bench clean
+.PHONY: help env demo test lint typecheck services timescaledb c-sdk-deps audio-deps browser-deps bench models models-quick models-push clean
 
 help:
 	@echo "make demo       service + simulated devices + UI on an embedded broker and database"
 	@echo "make test       everything CI runs: services, TimescaleDB, lint, types, tests"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      run the benchmarks in bench/ against the local broker and database"
+	@echo "make models     the TinyML pipeline: simulated data -> train -> int8/prune -> TFLM evaluation -> models/artifacts"
+	@echo "make models-push  push models/artifacts into the registry (TINYFLEET_URL, TINYFLEET_API_KEY)"
 	@echo "make env        only create/refresh .venv from uv.lock"
 	@echo "make clean      remove .venv, .venv-tools and caches"
 
@@ -56,7 +58,7 @@ demo: env
 	$(BIN)/tinyfleet demo $(ARGS)
 
 # Lint, types and tests all run even when an earlier one fails; the exit status is non-zero if any failed.
-test: env services timescaledb c-sdk-deps audio-deps
+test: env services timescaledb c-sdk-deps audio-deps browser-deps
 	@failed=(); \
 	echo "==> ruff check ."; $(BIN)/ruff check . || failed+=(ruff); \
 	echo "==> mypy"; $(BIN)/mypy || failed+=(mypy); \
@@ -86,6 +88,21 @@ C_SDK_PACKAGES := cmake gcc clang pkg-config libcmocka-dev libsodium-dev libclan
 	gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm valgrind
 c-sdk-deps:
 	scripts/ensure-system-packages.sh $(C_SDK_PACKAGES)
+
+# The web UI's browser tests (tests/web) drive Debian's Chromium through Playwright: never a downloaded browser.
+browser-deps:
+	scripts/ensure-system-packages.sh chromium fonts-dejavu-core
+
+# The pipeline in models/ (TensorFlow from the `train` extra, which `make env` syncs). Full models in minutes, run
+# niced; `make models-quick` is the CI size (small data, few epochs) into models/build/quick.
+models: env
+	TF_USE_LEGACY_KERAS=1 nice -n 10 $(BIN)/python -m models build $(ARGS)
+
+models-quick: env
+	TF_USE_LEGACY_KERAS=1 nice -n 10 $(BIN)/python -m models build --quick $(ARGS)
+
+models-push: env
+	$(BIN)/python -m models push $(ARGS)
 
 # The reference device's keyword source synthesizes utterances with espeak-ng (tests/device_sdk: KWS on the
 # MLCommons model).

@@ -41,6 +41,7 @@ from tinyfleet.rollouts.runtime import Rollouts
 from tinyfleet.rules.runtime import RulesRuntime
 from tinyfleet.store.db import Database
 from tinyfleet.store.maintenance import MaintenanceScheduler
+from tinyfleet.web.live import LiveFeed
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class Service:
         self.outbox: OutboxWorker | None = None
         self.rollouts: Rollouts | None = None
         self.app: FastAPI | None = None
+        self.live: LiveFeed | None = None
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -113,6 +115,11 @@ class Service:
                         RulesRuntime(self.settings, rdb, name=self.ingest.client_id)
                     )
                     self.ingest.add_listener(self.rules.listener)
+                if self.enable_http:
+                    # The web UI's live view: a bounded fan-out that never makes the ingest wait.
+                    self.live = LiveFeed(max_queue=self.settings.ui_live_queue)
+                    self.live.bind()
+                    self.ingest.add_listener(self.live.listener)
                 await stack.enter_async_context(self.ingest)
                 log.info("ingest worker %s started (broker %s)", self.ingest.client_id, self.settings.mqtt)
             if self.enable_maintenance:
@@ -133,6 +140,7 @@ class Service:
                     maintenance=self.maintenance,
                     rules=self.rules,
                     rollouts=self.rollouts.context if self.rollouts is not None else None,
+                    live=self.live,
                 )
         except BaseException:
             await stack.aclose()
@@ -183,6 +191,8 @@ class Service:
                 started()
             await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if self.live is not None:
+                self.live.close()  # end the UI's streams, so the server need not wait for them
             server.should_exit = True
             stopper.cancel()
             await serving

@@ -369,9 +369,10 @@ def main() -> None:
 
 
 # Fleet management (tinyfleet.fleet.cli); imported last because its commands use get_settings() from here.
-from tinyfleet.fleet.cli import api_keys_app, devices_app  # noqa: E402
+from tinyfleet.fleet.cli import api_keys_app, devices_app, users_app  # noqa: E402
 from tinyfleet.grafana.cli import dashboards_app  # noqa: E402
 
 app.add_typer(devices_app, name="devices")
 app.add_typer(api_keys_app, name="api-keys")
+app.add_typer(users_app, name="users")
 app.add_typer(dashboards_app, name="dashboards")

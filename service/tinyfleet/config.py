@@ -152,6 +152,21 @@ class Settings(BaseSettings):
     rollouts_enabled: Annotated[bool, Field(description="Run the rollout controller in this service")] = True
     rollouts_interval_s: Annotated[float, Field(gt=0, description="How often each active rollout is stepped")] = 5.0
 
+    session_secret: Annotated[
+        SecretStr | None,
+        Field(
+            description="Key that signs the web UI's session cookie (32+ random characters); default: derived "
+            "from TINYFLEET_ADMIN_API_KEY, else random per process (sessions end at restart)"
+        ),
+    ] = None
+    session_max_age_s: Annotated[int, Field(ge=60, description="A UI login lasts this long")] = 8 * 3600
+    session_https_only: Annotated[
+        bool, Field(description="Send the session cookie only over HTTPS (set it behind a TLS proxy)")
+    ] = False
+    ui_live_queue: Annotated[
+        int, Field(ge=1, le=10_000, description="Live-update messages buffered per browser before it must reload")
+    ] = 200
+
     admin_api_key: Annotated[
         SecretStr | None,
         Field(description="An admin API token taken from the environment (required in prod); compared by hash"),

@@ -90,7 +90,9 @@ def test_demo_embedded_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert dead == [], f"the demo's own events were refused: {[(d['code'], d['detail']) for d in dead[:3]]}"
 
         # The banner says where to look.
-        for fragment in (f"{api}/api/v1/devices", f"{api}/metrics", "mqtt://127.0.0.1:", "host=", "TINYFLEET_MQTT_URL"):
+        banner = (f"{api}/api/v1/devices", f"{api}/metrics", "web UI", "mqtt://127.0.0.1:", "host=",
+                  "TINYFLEET_MQTT_URL")  # fmt: skip
+        for fragment in banner:
             assert fragment in proc.stdout, proc.stdout
 
         ready = httpx.get(f"{api}/readyz")
@@ -98,6 +100,7 @@ def test_demo_embedded_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert "tinyfleet_devices_online 3.0" in httpx.get(f"{api}/metrics").text
         home = httpx.get(f"{api}/")
         assert "/docs" in home.text
+        assert "<h1>Fleet</h1>" in home.text  # the web UI, readable from localhost in dev mode
 
         # The embedded PostgreSQL runs from the data dir, socket only.
         pg_pid = int((data_dir / "demo-pg" / "postmaster.pid").read_text().split()[0])

@@ -98,4 +98,4 @@ async def test_store_on_embedded_postgres_18(pg18_url: str) -> None:
 
     migrate.downgrade(url, "base")
     migrate.upgrade(url, use_timescaledb=False)
-    assert migrate.current(url) == "0007_rollouts"
+    assert migrate.current(url) == "0009_users"

@@ -16,7 +16,7 @@ from tinyfleet.store.models import Base
 
 from .conftest import PATHS
 
-HEAD = "0008_captures"
+HEAD = "0009_users"
 
 
 def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:

@@ -23,7 +23,7 @@ from tinyfleet.api.auth import AUTH_RESPONSES
 from tinyfleet.api.errors import install_error_handlers
 from tinyfleet.api.fleet_support import install_fleet_error_handlers
 from tinyfleet.api.metrics import ApiMetrics, RequestMetricsMiddleware
-from tinyfleet.api.routes import alerts, dead_letters, devices, events, health, root
+from tinyfleet.api.routes import alerts, dead_letters, device_ops, devices, events, health
 from tinyfleet.api.routes import api_keys as api_keys_routes
 from tinyfleet.api.routes import audit as audit_routes
 from tinyfleet.api.routes import broker as broker_routes
@@ -39,6 +39,7 @@ from tinyfleet.ingest.service import IngestService
 from tinyfleet.rollouts.context import RolloutsContext
 from tinyfleet.rollouts.runtime import RegistryCatalog, compatibility_problems
 from tinyfleet.store.db import CONNECT_OPTIONS, Database
+from tinyfleet.web.live import LiveFeed
 
 #: The API's queries are bounded in time: a runaway query answers 503 instead of holding a connection.
 API_STATEMENT_TIMEOUT_MS = 30_000
@@ -100,6 +101,7 @@ def create_app(
     maintenance: Any = None,
     rules: Any = None,
     rollouts: RolloutsContext | None = None,
+    live: LiveFeed | None = None,
 ) -> FastAPI:
     owns_database = database is None
     db = database if database is not None else api_database(settings)
@@ -108,12 +110,19 @@ def create_app(
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
     api_metrics = ApiMetrics(registry)
+    # Fed by the ingest's commits when the service registered it as a listener; silent otherwise.
+    live_feed = live if live is not None else LiveFeed(max_queue=settings.ui_live_queue)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        live_feed.bind()
         try:
             yield
         finally:
+            live_feed.close()
+            commander = getattr(_app.state, "commander", None)
+            if commander is not None:
+                await commander.aclose()
             if owns_database:
                 await db.dispose()
 
@@ -143,11 +152,14 @@ def create_app(
     install_fleet_error_handlers(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
-    app.include_router(root.router)
+    from tinyfleet.web.mount import install_web  # beside api, importing api.auth: not at module level
+
+    install_web(app, settings, live_feed)
     app.include_router(health.router)
     # Before devices: its `/devices/{device_id:path}` would take `/devices/{id}/ota-reports` for an id.
     app.include_router(rollouts_routes.router, responses=_PROTECTED_RESPONSES)
     app.include_router(captures_routes.router, responses=_PROTECTED_RESPONSES)
+    app.include_router(device_ops.router, responses=_PROTECTED_RESPONSES)
     app.include_router(devices.router, responses=_PROTECTED_RESPONSES)
     app.include_router(events.router, responses=_PROTECTED_RESPONSES)
     app.include_router(dead_letters.router, responses=_PROTECTED_RESPONSES)

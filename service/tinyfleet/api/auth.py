@@ -6,12 +6,19 @@ Scopes: ``read``, ``write`` (implies read), ``device-provisioning`` (implies rea
 Keys come from the ``api_keys`` table (see :mod:`tinyfleet.fleet.api_keys`) or ``TINYFLEET_ADMIN_API_KEY``.
 In dev mode (``TINYFLEET_ENV=dev``) a GET from the loopback interface needs no key, so the quick start works
 without one; every other request, and every request in prod, must carry a key.
+
+The web UI logs in once (user/password or an API key, :mod:`tinyfleet.web.routes`) and then carries a signed
+session cookie (Starlette's SessionMiddleware, SameSite=Strict) instead of a bearer token. The session holds
+only the user's or key's id, re-checked on every request (a disabled user or a revoked key stops at once),
+and a CSRF token: a request authenticated by the cookie that is not a GET/HEAD/OPTIONS must repeat that token
+in the ``X-CSRF-Token`` header (or the form field ``csrf_token``), or it is refused with 403 ``csrf``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,9 +29,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tinyfleet.api.errors import ApiError
 from tinyfleet.api.schemas import ErrorResponse
 from tinyfleet.config import Environment, Settings
-from tinyfleet.fleet import api_keys
+from tinyfleet.fleet import api_keys, users
 from tinyfleet.store.db import Database
 from tinyfleet.store.models import API_KEY_SCOPES
+
+#: Session keys: the logged-in user's id, or the API key's id, and the session's CSRF token.
+SESSION_USER = "uid"
+SESSION_KEY = "kid"
+SESSION_CSRF = "csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: The ASGI scope key under which the audit middleware leaves a dict for the principal and route details.
 AUDIT_SCOPE_KEY = "tinyfleet.audit"
@@ -61,6 +75,10 @@ class ForbiddenError(ApiError):
     code = "forbidden"
 
 
+class CsrfError(ForbiddenError):
+    code = "csrf"
+
+
 def _challenge(error: str | None = None) -> dict[str, str]:
     value = 'Bearer realm="tinyfleet"'
     if error is not None:
@@ -79,18 +97,89 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def note_principal(request: Request, principal: Principal) -> None:
+    """Name the principal of this request for its audit row (the UI's login, which has no key yet)."""
+    _note(request, principal)
+
+
+def is_loopback_client(request: Request) -> bool:
+    return _is_loopback(request.client.host if request.client is not None else None)
+
+
 def _note(request: Request, principal: Principal) -> None:
     holder = request.scope.get(AUDIT_SCOPE_KEY)
     if isinstance(holder, dict):
         holder["principal"] = principal
 
 
+def session_of(request: Request) -> dict[str, Any] | None:
+    """The request's session (a dict) when the SessionMiddleware runs, else None."""
+    session = request.scope.get("session")
+    return session if isinstance(session, dict) else None
+
+
+def csrf_token_matches(request: Request, given: str | None) -> bool:
+    session = session_of(request)
+    expected = session.get(SESSION_CSRF) if session is not None else None
+    if not isinstance(expected, str) or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def configured_key_mark(token: str) -> str:
+    """What a session keeps of the configured admin key: a digest, so changing the key ends such sessions."""
+    return "env:" + api_keys.token_digest("tinyfleet-session:" + token)[:32]
+
+
+async def session_principal(request: Request) -> Principal | None:
+    """The principal a UI session cookie stands for (re-checked in the database), or None."""
+    session = session_of(request)
+    if not session:
+        return None
+    uid, kid = session.get(SESSION_USER), session.get(SESSION_KEY)
+    if isinstance(kid, str):  # logged in with TINYFLEET_ADMIN_API_KEY: valid while that key is unchanged
+        settings: Settings = request.app.state.settings
+        if settings.admin_api_key is not None and hmac.compare_digest(
+            kid, configured_key_mark(settings.admin_api_key.get_secret_value())
+        ):
+            return Principal("admin-env", frozenset(API_KEY_SCOPES))
+        session.clear()
+        return None
+    if not isinstance(uid, int) and not isinstance(kid, int):
+        return None
+    database: Database | None = request.app.state.database
+    if database is None:
+        return None
+    async with database.sessionmaker() as db:
+        if isinstance(uid, int):
+            user = await users.active_user(db, uid)
+            if user is None:
+                session.clear()
+                return None
+            return Principal(f"user:{user.username}", users.ROLE_SCOPES[user.role])
+        if not isinstance(kid, int):
+            return None
+        key = await api_keys.key_by_id(db, kid)
+        if key is None:
+            session.clear()
+            return None
+        return Principal(f"key:{key.id}", api_keys.effective_scopes(key.scopes), key.id, key.prefix)
+
+
 async def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal | None:
-    """The principal of the request's bearer token; None without one; 401 for an unknown or revoked one."""
+    """The principal of the request's bearer token, or of its UI session cookie; None without either; 401 for
+    an unknown or revoked token; 403 ``csrf`` for a cookie-authenticated change without the CSRF token."""
     if credentials is None:
-        return None
+        principal = await session_principal(request)
+        if (
+            principal is not None
+            and request.method not in SAFE_METHODS
+            and not csrf_token_matches(request, request.headers.get(CSRF_HEADER))
+        ):
+            raise CsrfError("a change made with the UI's session needs its CSRF token (X-CSRF-Token)")
+        return principal
     token = credentials.credentials
     settings: Settings = request.app.state.settings
     if settings.admin_api_key is not None and api_keys.matches_configured_key(

@@ -12,6 +12,7 @@ from tinyfleet.api.errors import error_body
 from tinyfleet.fleet import errors as fe
 from tinyfleet.fleet.api_keys import InvalidScopes
 from tinyfleet.fleet.broker_auth import BrokerAuth
+from tinyfleet.fleet.commands import CommandNotSent
 from tinyfleet.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,11 @@ _STATUS: list[tuple[type[fe.FleetError], int, str]] = [
     (fe.InvalidDeviceInput, 422, "invalid_device"),
     (fe.InvalidSelector, 422, "invalid_selector"),
     (InvalidScopes, 422, "invalid_scopes"),
+    (fe.UserNotFound, 404, "not_found"),
+    (fe.UserConflict, 409, "user_exists"),
+    (fe.InvalidUserInput, 422, "invalid_user"),
     (fe.BrokerSyncError, 502, "broker_sync_failed"),
+    (CommandNotSent, 502, "command_not_sent"),
 ]
 
 

@@ -123,11 +123,14 @@ def _http_port(base: Settings) -> int:
 def _banner(settings: Settings, broker: Endpoint, database: Endpoint, fleet: DeviceFleet) -> str:
     api = f"http://{settings.http_host}:{settings.http_port}"
     first = fleet.ids[0] if fleet.ids else "demo-01"
+    faulty = fleet.ids[-1] if fleet.ids else "demo-01"
     return "\n".join(
         [
             "",
             f"tinyfleet demo: {len(fleet.ids)} simulated devices publishing about 1 event/s each",
-            f"  home      {api}/   (API docs: {api}/docs)",
+            f"  web UI    {api}/   (fleet overview, live; no login from this machine)",
+            f"            {api}/devices/{faulty}   (the device developing a bearing fault)",
+            f"  API docs  {api}/docs",
             f"  devices   {api}/api/v1/devices",
             f"  events    {api}/api/v1/devices/{first}/events",
             f"  stats     {api}/api/v1/events/stats?bucket=1m",

@@ -105,6 +105,11 @@ async def revoke_key(session: AsyncSession, ref: str) -> ApiKey:
     return key
 
 
+async def key_by_id(session: AsyncSession, key_id: int) -> ApiKey | None:
+    """The active (not revoked) key with this id, or None (a UI session that logged in with the key)."""
+    return (await session.scalars(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))).first()
+
+
 async def authenticate(session: AsyncSession, token: str) -> ApiKey | None:
     """The active key of `token` (its last use noted, at most once a minute), or None."""
     if not token.startswith(TOKEN_MARK) or len(token) > 256:

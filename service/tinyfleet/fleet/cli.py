@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tinyfleet.config import Settings
-from tinyfleet.fleet import api_keys, audit, cohorts
+from tinyfleet.fleet import api_keys, audit, cohorts, users
 from tinyfleet.fleet import devices as fleet_devices
 from tinyfleet.fleet.broker_auth import BrokerAuth
 from tinyfleet.fleet.errors import BrokerSyncError, FleetError
@@ -325,3 +325,102 @@ def api_keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix (t
 
     revoked = _run(settings, work)
     typer.echo(f"revoked key {revoked.id} ({revoked.prefix})")
+
+
+# --------------------------------------------------------------------------------------------------- users
+users_app = typer.Typer(
+    help="Users of the web UI (roles: read-only, operator, admin) with a password.", no_args_is_help=True
+)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help="read-only, operator or admin")] = "read-only",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input")
+    ] = False,
+) -> None:
+    """Create a UI user (the password is asked twice, or read from stdin with --password-stdin)."""
+    settings = _settings()
+    try:
+        users.check_username(username)
+        users.check_role(role)
+        password = users.check_password(_read_password(password_stdin))
+    except FleetError as exc:
+        _die(exc.message, 2)
+
+    async def work(session: AsyncSession) -> Any:
+        user = await users.create_user(session, username, password, role, created_by=_actor())
+        await audit.record(session, actor=_actor(), action="cli users create", target=username,
+                           summary={"role": role})  # fmt: skip
+        return user
+
+    user = _run(settings, work)
+    typer.echo(f"user {user.id} {user.username} ({user.role}) created")
+
+
+@users_app.command("list")
+def users_list(as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
+    """List UI users (never their password hashes)."""
+    settings = _settings()
+    for u in _run(settings, users.list_users):
+        row = {"id": u.id, "username": u.username, "role": u.role, "created_at": u.created_at,
+               "last_login_at": u.last_login_at, "disabled_at": u.disabled_at}  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps(row, default=str))
+        else:
+            typer.echo(f"{u.id}\t{u.username}\t{u.role}\t{'disabled' if u.disabled_at else 'active'}")
+
+
+def _toggle(username: str, disabled: bool) -> None:
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> Any:
+        user = await users.set_disabled(session, username, disabled)
+        await audit.record(session, actor=_actor(), action=f"cli users {'disable' if disabled else 'enable'}",
+                           target=username)  # fmt: skip
+        return user
+
+    _run(settings, work)
+    typer.echo(f"user {username} {'disabled' if disabled else 'enabled'}")
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="Login name")]) -> None:
+    """Disable a user: their sessions stop working at the next request."""
+    _toggle(username, True)
+
+
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="Login name")]) -> None:
+    """Let a disabled user log in again."""
+    _toggle(username, False)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the new password from stdin")] = False,
+) -> None:
+    """Set a user's password."""
+    settings = _settings()
+    try:
+        password = users.check_password(_read_password(password_stdin))
+    except FleetError as exc:
+        _die(exc.message, 2)
+
+    async def work(session: AsyncSession) -> Any:
+        user = await users.set_password(session, username, password)
+        await audit.record(session, actor=_actor(), action="cli users passwd", target=username)
+        return user
+
+    _run(settings, work)
+    typer.echo(f"password of {username} changed")

@@ -44,3 +44,15 @@ class ApiKeyNotFound(FleetError):
 
 class BrokerSyncError(FleetError):
     """The broker's password/ACL files could not be written or the broker not reloaded."""
+
+
+class UserNotFound(FleetError):
+    pass
+
+
+class UserConflict(FleetError):
+    """A user of that name exists already."""
+
+
+class InvalidUserInput(FleetError):
+    """A username, password or role that does not pass validation."""

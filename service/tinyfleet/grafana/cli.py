@@ -63,3 +63,41 @@ def push(
         _die(str(exc))
     for line in report.lines():
         typer.echo(line)
+
+
+@dashboards_app.command("check")
+def check(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TINYFLEET_GRAFANA_DATABASE_URL",
+            help="Database to run the panels on (default: TINYFLEET_DATABASE_URL)",
+        ),
+    ] = None,
+    hours: Annotated[float, typer.Option(min=0.01, help="Time range of the panels: the last N hours")] = 6.0,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Directory of dashboard JSON files (default: the shipped ones)")
+    ] = None,
+) -> None:
+    """Run every panel query (macros expanded as Grafana does, read-only); report rows or errors, exit 1 on errors."""
+    from datetime import timedelta
+
+    from tinyfleet.grafana.check import check_dashboards
+    from tinyfleet.grafana.push import DashboardsError, load_dashboards
+
+    if database_url is None:
+        from tinyfleet.cli import get_settings
+
+        database_url = get_settings().libpq_url
+    try:
+        results = check_dashboards(database_url, load_dashboards(directory), span=timedelta(hours=hours))
+    except DashboardsError as exc:
+        _die(str(exc))
+    except Exception as exc:  # the database is unreachable: one line, not a traceback
+        _die(f"cannot check the dashboards: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
+    for result in results:
+        typer.echo(result.line())
+    failed = sum(1 for r in results if r.error is not None)
+    typer.echo(f"{len(results) - failed} ok, {failed} failed")
+    if failed:
+        raise typer.Exit(1)

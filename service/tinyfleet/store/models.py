@@ -340,6 +340,29 @@ class ApiKey(Base):
     )
 
 
+#: UI roles, each a set of API-key scopes (tinyfleet.fleet.users.ROLE_SCOPES).
+USER_ROLES = ("read-only", "operator", "admin")
+
+
+class User(Base):
+    """A person who logs in to the web UI with a password (scrypt hash); the role maps onto API-key scopes."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text, comment="scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>")
+    role: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(Text)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(repr(r) for r in USER_ROLES) + ")", name="role"),
+    )
+
+
 class AuditEntry(Base):
     """One mutation: who (API key or CLI), what, on which target, when, and a summary of the request."""
 

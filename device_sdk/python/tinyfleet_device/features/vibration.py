@@ -23,6 +23,7 @@ Defaults (the models' training): 3,200 Hz, 1,024-sample windows (0.32 s, 3.125 H
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,6 +56,11 @@ class VibrationFeatureError(ValueError):
 def band_edges(n_samples: int, sample_rate_hz: float, n_bands: int = N_BANDS,
                f_min_hz: float = F_MIN_HZ) -> NDArray[np.int64]:
     """FFT-bin edges (``n_bands + 1``; band ``b`` is bins ``[e[b], e[b+1])``) for an ``n_samples`` window."""
+    return np.array(_band_edges(n_samples, float(sample_rate_hz), n_bands, float(f_min_hz)), dtype=np.int64)
+
+
+@lru_cache(maxsize=64)
+def _band_edges(n_samples: int, sample_rate_hz: float, n_bands: int, f_min_hz: float) -> tuple[int, ...]:
     if not (sample_rate_hz > 0 and math.isfinite(sample_rate_hz)):
         raise VibrationFeatureError(f"sample_rate_hz must be a positive number, not {sample_rate_hz!r}")
     n_bins = n_samples // 2 + 1
@@ -71,7 +77,14 @@ def band_edges(n_samples: int, sample_rate_hz: float, n_bands: int = N_BANDS,
     if edges[-2] >= n_bins:
         raise VibrationFeatureError(
             f"a {n_samples}-sample window has {n_bins} FFT bins: too few for {n_bands} bands from {f_min_hz} Hz")
-    return edges
+    return tuple(int(e) for e in edges)
+
+
+@lru_cache(maxsize=64)
+def _hann(n: int) -> NDArray[np.float64]:
+    w = np.hanning(n)
+    w.setflags(write=False)
+    return w
 
 
 def vibration_features(window: NDArray[np.floating] | np.ndarray, sample_rate_hz: float = SAMPLE_RATE_HZ, *,
@@ -88,7 +101,7 @@ def vibration_features(window: NDArray[np.floating] | np.ndarray, sample_rate_hz
     edges = band_edges(n, sample_rate_hz, n_bands, f_min_hz)
 
     x = x - x.mean(axis=0)
-    hann = np.hanning(n)
+    hann = _hann(n)
     spec = np.fft.rfft(x * hann[:, None], axis=0)
     # one-sided power in g² per bin such that the sum over bins is the mean square of the signal
     power = np.abs(spec) ** 2 / (n * np.sum(hann**2))

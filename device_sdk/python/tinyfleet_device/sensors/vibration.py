@@ -340,25 +340,34 @@ class VibrationSimulator:
             if s.growth_per_s:
                 s.severity = float(min(max(s.severity + s.growth_per_s * dt, 0.0), c.max_severity))
 
+        # sin(k·φ + θ) = sin(kφ)·cos θ + cos(kφ)·sin θ: three sin/cos pairs serve every harmonic term
+        sin_k = [np.sin(k * ang) for k in (1, 2, 3)]
+        cos_k = [np.cos(k * ang) for k in (1, 2, 3)]
+
+        def wave(k: int, theta: float) -> FloatArray:
+            return sin_k[k - 1] * math.cos(theta) + cos_k[k - 1] * math.sin(theta)
+
         sig = np.zeros((n, 3))
         # healthy harmonics
         for k in range(3):
             a = c.harmonics_g[k]
             for axis, gain in ((0, 1.0), (1, _Y_STIFFNESS), (2, c.axial_fraction)):
-                sig[:, axis] += a * gain * np.sin((k + 1) * ang + self._theta[k, axis])
+                sig[:, axis] += a * gain * wave(k + 1, float(self._theta[k, axis]))
         # imbalance: 1× radial orbit, ∝ ω²
-        imb = sev[Fault.IMBALANCE] * c.imbalance_g * (fr / c.shaft_hz) ** 2
-        th = self._theta[0, 0]
-        sig[:, 0] += imb * np.sin(ang + th)
-        sig[:, 1] += imb * _Y_STIFFNESS * np.sin(ang + th - _RADIAL_PHASE_Y)
-        sig[:, 2] += imb * 0.05 * np.sin(ang + th)
+        if self._faults[Fault.IMBALANCE].severity or self._faults[Fault.IMBALANCE].growth_per_s:
+            imb = sev[Fault.IMBALANCE] * c.imbalance_g * (fr / c.shaft_hz) ** 2
+            th = float(self._theta[0, 0])
+            sig[:, 0] += imb * wave(1, th)
+            sig[:, 1] += imb * _Y_STIFFNESS * wave(1, th - _RADIAL_PHASE_Y)
+            sig[:, 2] += imb * 0.05 * wave(1, th)
         # misalignment: 2× strongly axial, 2× radial, some 1× axial
-        mis = sev[Fault.MISALIGNMENT] * c.misalignment_g
-        th2 = self._theta[1, 2]
-        sig[:, 2] += mis * (np.sin(2 * ang + th2) + 0.5 * np.sin(ang + th2 / 2))
-        sig[:, 0] += mis * 0.5 * np.sin(2 * ang + self._theta[1, 0])
-        sig[:, 1] += mis * 0.4 * np.sin(2 * ang + self._theta[1, 1])
-        sig[:, 2] += mis * 0.15 * np.sin(3 * ang + self._theta[2, 2])
+        if self._faults[Fault.MISALIGNMENT].severity or self._faults[Fault.MISALIGNMENT].growth_per_s:
+            mis = sev[Fault.MISALIGNMENT] * c.misalignment_g
+            th2 = float(self._theta[1, 2])
+            sig[:, 2] += mis * (wave(2, th2) + 0.5 * wave(1, th2 / 2))
+            sig[:, 0] += mis * 0.5 * wave(2, float(self._theta[1, 0]))
+            sig[:, 1] += mis * 0.4 * wave(2, float(self._theta[1, 1]))
+            sig[:, 2] += mis * 0.15 * wave(3, float(self._theta[2, 2]))
         # bearing strikes ringing the structural resonance
         sig += self._bearing(t, phase_start, phase, sev[Fault.BEARING])
 
