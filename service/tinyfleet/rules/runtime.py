@@ -13,7 +13,7 @@ drained the events since the last one fed are read from the `events` table inste
 lost, only later. Everything else runs on the event loop, in named tasks: `tinyfleet-rules-feed` (the engine),
 `tinyfleet-rules-tick` (every `tick_interval_s`: absence, `for:`, escalation, re-notification, auto-resolve by
 time), `tinyfleet-rules-writer` (the transitions, in order, all that wait in one transaction, each with its
-rule's actions through `tinyfleet.alerts.apply_transition`; a failed write is retried until it succeeds),
+rule's actions through `tinyfleet.alerts.apply_transitions`, multi-row; a failed write is retried until it succeeds),
 `tinyfleet-rules-checkpoint` and `tinyfleet-rules-devices` (device site and tags for the facts).
 
 Restart: every `rules_checkpoint_interval_s` and at stop the engine's state (windows, clocks, alerts) is saved
