@@ -3,6 +3,7 @@ in the very transaction of the alert change."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tinyfleet import alerts
 from tinyfleet.alerts import ActionSpec, AlertStateError, AlertTransition
+from tinyfleet.store import migrate
 from tinyfleet.store.db import Database
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -234,3 +236,93 @@ async def test_engine_shaped_transitions_are_accepted(db: Database) -> None:
         )
         assert resolved is not None
         assert resolved.alert.state == "resolved"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# `apply_transitions`: the rules runtime's multi-row path writes what `apply_transition` writes one by one.
+
+B0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+B_HOOK = ActionSpec("webhook", "http://127.0.0.1:9/hook", {"secret_env": "X"})
+B_MAIL = ActionSpec("email", "ops@example.org")
+
+
+def _t(rule: str, group: str, kind: str, s: int, severity: str = "major", ev: Any = None) -> AlertTransition:
+    return AlertTransition(rule, group, kind, severity, B0 + timedelta(seconds=s), ev)
+
+
+SEQUENCE: list[tuple[AlertTransition, list[ActionSpec]]] = [
+    (_t("r1", "d1", "open", 0, ev={"count": 3, "at": B0}), [B_HOOK, B_MAIL]),
+    (_t("r1", "d2", "open", 0), [B_HOOK]),
+    (_t("r1", "d1", "open", 1), [B_HOOK]),  # already open: nothing
+    (_t("r1", "d1", "renotify", 2, ev={"since_ms": 1}), [B_HOOK]),
+    (_t("r1", "d1", "escalate", 3, "critical"), [B_MAIL]),
+    (_t("r1", "d1", "escalate", 4, "critical"), [B_MAIL]),  # once only
+    (_t("r1", "d2", "ack", 4), []),
+    (_t("r1", "d2", "escalate", 5, "critical"), [B_MAIL]),  # acknowledged: not escalated
+    (_t("r1", "d1", "resolve", 6, ev={"opened_ms": 0}), [B_HOOK]),
+    (_t("r1", "d1", "resolve", 7), [B_HOOK]),  # nothing active
+    (_t("r1", "d1", "open", 8), [B_HOOK]),  # a new alert of the same group
+    (_t("r2", "d1", "renotify", 8), [B_HOOK]),  # never opened
+    (_t("r1", "d2", "resolve", 9), []),
+]
+
+
+async def _dump(db: Database) -> dict[str, Any]:
+    async with db.session() as s:
+        a = (
+            await s.execute(
+                sa.text(
+                    "SELECT id, rule_id, group_key, state, severity, opened_at, acknowledged_at, acknowledged_by,"
+                    " resolved_at, resolved_by, resolved_how, last_notified_at, escalated, evidence"
+                    " FROM alerts ORDER BY id"
+                )
+            )
+        ).all()
+        e = (await s.execute(sa.text("SELECT id, alert_id, at, kind, detail FROM alert_events ORDER BY id"))).all()
+        o = (
+            await s.execute(
+                sa.text(
+                    "SELECT id, alert_id, transition_id, action_index, kind, target, payload, idempotency_key, state"
+                    " FROM outbox ORDER BY id"
+                )
+            )
+        ).all()
+    return {"alerts": [tuple(r) for r in a], "events": [tuple(r) for r in e], "outbox": [tuple(r) for r in o]}
+
+
+async def test_batch_writes_the_same_rows_as_one_by_one(make_database: Callable[[], str]) -> None:
+    one_url, many_url = make_database(), make_database()
+    for url in (one_url, many_url):
+        migrate.upgrade(url, use_timescaledb=False)
+    async with Database(one_url) as db:
+        expected_ids = []
+        async with db.session() as s:
+            for t, actions in SEQUENCE:
+                applied = await alerts.apply_transition(s, t, actions)
+                expected_ids.append(None if applied is None else applied.alert.id)
+        one = await _dump(db)
+    async with Database(many_url) as db:
+        async with db.session() as s:
+            ids = await alerts.apply_transitions(s, SEQUENCE[:5])
+        async with db.session() as s:
+            ids += await alerts.apply_transitions(s, SEQUENCE[5:])
+        many = await _dump(db)
+    assert ids == expected_ids
+    assert [i for i, alert_id in enumerate(ids) if alert_id is None] == [2, 5, 7, 9, 11]
+    assert many == one
+    assert len(one["outbox"]) == 7
+    assert len(one["events"]) == 8
+
+
+async def test_batch_rolls_back_with_its_transaction(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    migrate.upgrade(url, use_timescaledb=False)
+    async with Database(url) as db:
+        try:
+            async with db.session() as s:
+                await alerts.apply_transitions(s, SEQUENCE[:2])
+                raise RuntimeError("crash before commit")
+        except RuntimeError:
+            pass
+        dump = await _dump(db)
+    assert dump == {"alerts": [], "events": [], "outbox": []}

@@ -26,6 +26,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from models.recordings import load_recording
 from tests.device_sdk.device_support import KWS_LABELS, kws_path
 from tests.support.instances import MosquittoInstance, free_port
 from tinyfleet.app import Service
@@ -44,6 +45,8 @@ from tinyfleet_device.arena import search_arena
 from tinyfleet_device.capture import parse_capture
 
 DEVICE_CLI = str(Path(sys.executable).with_name("tinyfleet-device"))
+REPO = Path(__file__).resolve().parents[2]
+VIB_CLS = REPO / "models" / "artifacts" / "vib-cls.tflite"  # the project's classifier (its card gives the labels)
 #: the KWS model's arena, measured once (the runner tests cover the search; devices here start faster)
 KWS_ARENA = search_arena(kws_path().read_bytes()).arena_bytes
 ADMIN_KEY = "tfk_admin_" + secrets.token_urlsafe(24)
@@ -79,12 +82,15 @@ class Env:
                 ).fetchall()
             ]
 
-    def start_device(self, device: str, *args: str, log: str = "device") -> subprocess.Popen[str]:
+    def start_device(
+        self, device: str, *args: str, log: str = "device", model: list[str] | None = None
+    ) -> subprocess.Popen[str]:
+        model_args = model or ["--model", str(kws_path()), "--labels", ",".join(KWS_LABELS), "--arena-size",
+                               str(KWS_ARENA)]  # fmt: skip
         cmd = [
-            DEVICE_CLI, "run", "--model", str(kws_path()), "--labels", ",".join(KWS_LABELS),
+            DEVICE_CLI, "run", *model_args,
             "--mqtt-url", self.broker.url, "--device-id", device, "--password", self.passwords[device],
-            "--state-dir", str(self.tmp / device), "--http-url", self.http, "--summary",
-            "--arena-size", str(KWS_ARENA), *args,
+            "--state-dir", str(self.tmp / device), "--http-url", self.http, "--summary", *args,
         ]  # fmt: skip
         err = (self.tmp / f"{device}-{log}.log").open("a")
         env = {**os.environ, "TINYFLEET_DEVICE_LOG_LEVEL": "INFO"}
@@ -188,7 +194,7 @@ async def env(make_database: Callable[[], str], tmp_path_factory: pytest.TempPat
             base = f"http://127.0.0.1:{port}"
             e = Env(broker, db, base, settings, service_password, tmp)
             async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as api:
-                for device in ("dev-broker", "dev-kill", "dev-cmd"):
+                for device in ("dev-broker", "dev-kill", "dev-cmd", "dev-vib", "dev-ota"):
                     r = await api.post("/api/v1/devices", json={"id": device})
                     assert r.status_code == 201, r.text
                     assert r.json()["broker_synced"] is True
@@ -347,3 +353,102 @@ async def test_commands_are_acknowledged_and_capture_uploads(env: Env) -> None:
     sessions = json.loads(out.strip().splitlines()[-1])["sessions"]
     assert [s["boot"] for s in sessions] == [1, 2]
     assert [s["reason"] for s in sessions] == ["reboot", "stopped"]
+
+
+async def test_injected_fault_shows_in_stored_labels(env: Env) -> None:
+    """The project's vibration classifier on the simulated machine: normal first; after `inject_fault
+    bearing_fault` the stored events say bearing_fault (label 3 of the card's normal, imbalance, misalignment,
+    bearing_fault). A capture of that window goes up labelled for retraining, in the layout models/ imports."""
+    device = "dev-vib"
+    assert VIB_CLS.is_file(), f"{VIB_CLS} missing: `make models` writes it"
+    labels = json.loads(VIB_CLS.with_name("vib-cls.card.json").read_text())["labels"]
+    assert labels == ["normal", "imbalance", "misalignment", "bearing_fault"]
+    acks = env.watcher(f"tf/v1/{device}/cmd/ack")
+    proc = env.start_device(device, "--source", "sim", "--interval", "0.05", model=["--model", str(VIB_CLS)])
+    try:
+        await asyncio.to_thread(env.wait, lambda: len(env.rows(device)) >= 10, 120, "first events", device)
+        before = [lbl for _, _, lbl in env.rows(device)]
+        assert before.count(0) >= 0.9 * len(before), before  # a healthy machine is classified normal
+        acks.publish(f"tf/v1/{device}/cmd", encode_command(Command(id="f1", cmd="inject_fault",
+                                                                   args={"fault": "bearing_fault"})))  # fmt: skip
+        payload = await asyncio.to_thread(env.wait, lambda: acks.payloads() or None, 60, "fault ack", device)
+        assert decode_command_ack(payload[0]).status is AckStatus.OK
+        n = len(env.rows(device))
+
+        def faulty() -> list[int | None] | None:
+            after = [lbl for _, _, lbl in env.rows(device)[n + 2 :]]
+            return after if len(after) >= 10 else None
+
+        after = await asyncio.to_thread(env.wait, faulty, 60, "events after the fault", device)
+        assert after.count(3) >= 0.9 * len(after), after
+        acks.publish(f"tf/v1/{device}/cmd", b'{"id":"cap","cmd":"capture","samples":2048,"label":"bearing_fault"}')
+        payload = await asyncio.to_thread(env.wait, lambda: acks.payloads()[1:] or None, 60, "capture ack", device)
+        ack = decode_command_ack(payload[0])
+        assert ack.status is AckStatus.OK, ack
+        async with httpx.AsyncClient(base_url=env.http, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as api:
+            r = await api.get(f"/api/v1/devices/{device}/captures/{ack.x['capture'] if ack.x else 0}")
+        assert r.status_code == 200
+        cap = parse_capture(r.content)
+        assert cap.channel_names == ("x", "y", "z")
+        assert cap.samples.shape == (2048, 3)
+        assert cap.meta.label == "bearing_fault"
+        assert cap.meta.sample_rate_hz == 3200
+        assert cap.meta.model == "vib-cls"
+        # the models/ pipeline imports it as a recording (same layout)
+        saved = env.tmp / "capture.csv"
+        saved.write_bytes(r.content)
+        recording = load_recording(saved)
+        assert recording.label == "bearing_fault"
+        assert recording.samples.shape == (2048, 3)
+        assert recording.sample_rate_hz == 3200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        acks.close()
+
+
+async def test_ota_update_swaps_the_model_without_losing_events(env: Env) -> None:
+    """A signed manifest on the retained ota topic: the device downloads, verifies and swaps between two
+    inferences; the stored events then carry the new version (and its behaviour), with no gap in seq."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.device_sdk.artifact_server import ServerConfig, artifact_server
+    from tests.rollouts.conftest import patch_output_bias
+    from tinyfleet.ota.manifest import build_manifest, sign_manifest
+    from tinyfleet_device.manifest import Compat, raw_public_key
+
+    device = "dev-ota"
+    key = Ed25519PrivateKey.generate()
+    v2 = patch_output_bias(kws_path().read_bytes(), label=9, delta=2**24)  # always "yes": a version that shows
+    with artifact_server(ServerConfig(body=v2)) as url:
+        manifest = sign_manifest(build_manifest(
+            seq=3, artifact_id="kws", version=2, size=len(v2), sha256=hashlib.sha256(v2).digest(), uri=url,
+            compat=Compat(arena=128 << 10), labels=KWS_LABELS, device=device,
+        ), key)  # fmt: skip
+        statuses = env.watcher(f"tf/v1/{device}/ota/status")
+        proc = env.start_device(device, "--interval", "0.05", "--model-id", "kws", "--mver", "1", "--trust",
+                                raw_public_key(key.public_key()).hex())  # fmt: skip
+        try:
+            await asyncio.to_thread(env.wait, lambda: len(env.rows(device)) >= 10, 120, "first events", device)
+            statuses.publish(f"tf/v1/{device}/ota", manifest)  # (not retained here: one delivery is enough)
+
+            def mvers() -> list[tuple[int, int | None]]:
+                with psycopg.connect(env.db) as conn:
+                    return [(int(s), m) for s, m in conn.execute(
+                        "select seq, mver from events where device_id = %s order by seq", (device,)).fetchall()]
+
+            await asyncio.to_thread(env.wait, lambda: sum(1 for _, m in mvers() if m == 2) >= 10, 120,
+                                    "events of version 2", device)  # fmt: skip
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+            statuses.close()
+    rows = mvers()
+    assert [s for s, _ in rows] == list(range(len(rows)))  # no event lost at the swap
+    versions = [m for _, m in rows]
+    first_v2 = versions.index(2)
+    assert set(versions[:first_v2]) == {1}
+    assert set(versions[first_v2:]) == {2}  # and never back
+    assert {lbl for _, s, lbl in env.rows(device) if s >= first_v2} == {9}  # the new model's behaviour

@@ -1,6 +1,6 @@
 """The capture file: a raw sensor window as CSV, what the ``capture`` command uploads and ``models/`` imports.
 
-    body = write_capture(window, channel_names=("x_g", "y_g", "z_g"), meta=CaptureMeta(sample_rate_hz=3200, ...))
+    body = write_capture(window, channel_names=("x", "y", "z"), meta=CaptureMeta(sample_rate_hz=3200, ...))
     cap = parse_capture(body)         # Capture(meta, channel_names, samples (n, channels) float32)
 
 Layout (UTF-8, LF line ends; docs/protocol.md "Captures")::
@@ -15,7 +15,7 @@ Layout (UTF-8, LF line ends; docs/protocol.md "Captures")::
     # mver: 4
     # features: vib-fft
     # captured_at: 2026-12-08T01:30:00.123Z
-    x_g,y_g,z_g
+    x,y,z
     0.0123,1.0012,-0.0034
     ...
 

@@ -496,7 +496,7 @@ class Session:
             sample_rate_hz=source.sample_rate_hz, label=label, device=self.config.device_id, boot=self.boot,
             seq=self.events.seq, model=str(self.model), mver=self.mver, features=self.pipeline_def.name,
             captured_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            extra={"source": source.name},
+            extra={"source": source.name, **({"units": "g"} if source.channel_names == ("x", "y", "z") else {})},
         )  # fmt: skip
         body = write_capture(window, channel_names=source.channel_names, meta=meta)
         thread = threading.Thread(target=self._upload, args=(body, len(window), done), name="tf-capture", daemon=True)

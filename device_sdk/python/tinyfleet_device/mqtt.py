@@ -9,7 +9,9 @@
 The username is the device id (the broker's ACL lets it write only under its own id). The session is
 persistent (MQTT 5 ``clean_start=False`` with a session expiry, 3.1.1 ``clean_session=False``) so commands sent
 while the device is offline are delivered when it is back. A v5 CONNACK "unsupported protocol version" (132, or
-1 from a 3.1.1 broker) makes the link rebuild its client as 3.1.1 once and log it; paho itself retransmits
+1 from a 3.1.1 broker), a broker that twice closes the connection before any CONNACK, or no CONNACK to the
+first MQTT 5 CONNECT within 10 s makes the link
+rebuild its client as 3.1.1 once and log it; paho itself retransmits
 unacknowledged QoS 1 publishes after every reconnect.
 """
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 ProtocolChoice = Literal["auto", "5", "3.1.1"]
 _UNSUPPORTED_VERSION = frozenset({1, 132})
+#: a broker that has not answered the first MQTT 5 CONNECT in this time is taken not to speak MQTT 5
+CONNACK_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class MqttLink:
         self._client = self._make_client()
         self._watcher: threading.Thread | None = None
         self.connects = 0
+        self._awaiting_connack = False
+        self._closed_before_connack = 0
 
     # ---------------------------------------------------------------------------------------- client
     def _make_client(self) -> mqtt.Client:
@@ -109,6 +115,8 @@ class MqttLink:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_connect_fail = self._on_connect_fail
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
         client.enable_logger(logging.getLogger("tinyfleet_device.paho"))
         return client
 
@@ -158,6 +166,7 @@ class MqttLink:
 
     # -------------------------------------------------------------------------------------- callbacks
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        self._awaiting_connack = False
         code = int(getattr(reason, "value", reason))
         if code != 0:
             if self.protocol == "5" and self.options.protocol == "auto" and code in _UNSUPPORTED_VERSION:
@@ -166,6 +175,7 @@ class MqttLink:
             log.warning("broker refused the connection: %s", reason)
             return
         self.connects += 1
+        self._closed_before_connack = 0
         self.connected.set()
         log.info(
             "connected to %s:%s as %s (MQTT %s, session %s)", self.host, self.port, self.options.device_id,
@@ -175,6 +185,29 @@ class MqttLink:
             self._on_connect_cb()
         except Exception:  # a failing callback must not kill paho's thread
             log.exception("on_connect handler failed")
+
+    def _on_socket_open(self, _c: mqtt.Client, _u: Any, _sock: Any) -> None:
+        self._awaiting_connack = True
+        if self.protocol == "5" and self.options.protocol == "auto" and self.connects == 0:
+            timer = threading.Timer(CONNACK_TIMEOUT_S, self._connack_overdue)
+            timer.daemon = True
+            timer.start()
+
+    def _connack_overdue(self) -> None:
+        # some 3.1.1 brokers neither answer a v5 CONNECT nor close the connection (amqtt, with a will)
+        if self._awaiting_connack and self.connects == 0 and self.protocol == "5" and not self._stopping.is_set():
+            log.info("no CONNACK to an MQTT 5 CONNECT within %g s", CONNACK_TIMEOUT_S)
+            self._fallback.set()
+
+    def _on_socket_close(self, _c: mqtt.Client, _u: Any, _sock: Any) -> None:
+        if not self._awaiting_connack:
+            return
+        self._awaiting_connack = False
+        # Some 3.1.1 brokers close the connection on a v5 CONNECT instead of answering "unsupported version"
+        # (amqtt does when the CONNECT has a will): twice in a row means they do not speak MQTT 5.
+        self._closed_before_connack += 1
+        if self.protocol == "5" and self.options.protocol == "auto" and self._closed_before_connack >= 2:
+            self._fallback.set()
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         log.info("cannot reach the broker at %s:%s; retrying", self.host, self.port)

@@ -116,7 +116,7 @@ def _sim(pipeline: FeaturePipeline, seed: int) -> SensorSource:
         vib = _module("vibration", "vibration simulator")
         sim = vib.VibrationSimulator(seed=seed)
         return SensorSource(
-            "sim:vibration", sim, sample_rate_hz=sim.sample_rate_hz, channel_names=("x_g", "y_g", "z_g"),
+            "sim:vibration", sim, sample_rate_hz=sim.sample_rate_hz, channel_names=("x", "y", "z"),
             fault_errors=(vib.VibrationError,),
         )  # fmt: skip
     rate = int(pipeline.sample_rate_hz or 16000)
@@ -149,7 +149,7 @@ def open_source(spec: str, *, pipeline: FeaturePipeline, seed: int = 0) -> Sourc
     """The source named by ``spec`` (``random``, ``sim`` or ``wav:PATH``) for ``pipeline``'s windows."""
     if spec == "random":
         channels = pipeline.channels or 1
-        names = ("x_g", "y_g", "z_g") if channels == 3 else tuple(f"ch{i}" for i in range(channels))
+        names = ("x", "y", "z") if channels == 3 else tuple(f"ch{i}" for i in range(channels))
         rate = pipeline.sample_rate_hz or DEFAULT_RANDOM_RATE_HZ
         return SensorSource("random", _Noise(channels, seed), sample_rate_hz=rate, channel_names=names)
     if spec == "sim":

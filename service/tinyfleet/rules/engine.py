@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
 from tinyfleet.rules.loader import RuleSet
 from tinyfleet.rules.model import Cmp, Condition, LabelCmp, Match, Rule, XCmp, compile_cel
@@ -59,13 +59,25 @@ def to_ms(t: datetime | int | float) -> int:
     return int(t)
 
 
+_new_tuple = tuple.__new__  # a named tuple from its fields in order, without the keyword handling of __new__
+
+
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class EventFact:
-    """What the rules see of an inference event (plus the device's site and tags)."""
+class DeviceLike(Protocol):
+    """What the engine's facts take from a device besides its events."""
+
+    @property
+    def site(self) -> str | None: ...
+    @property
+    def tags(self) -> Mapping[str, str] | None: ...
+
+
+class EventFact(NamedTuple):
+    """What the rules see of an inference event (plus the device's site and tags). A named tuple: made per
+    event of the stream, where a frozen dataclass's `__init__` cost several times as much."""
 
     device_id: str
     time: datetime | int
@@ -100,10 +112,27 @@ class EventFact:
             import json
 
             extras = json.loads(extras)
-        return cls(
-            device_id=row[0], time=row[3] if device_time and row[3] is not None else row[4], model=row[5], mver=row[6],
-            kind=row[7], label=row[8], score=row[9], anom=row[10], lat=row[13], x=extras, site=site, tags=tags,
-        )  # fmt: skip
+        t = row[3] if device_time and row[3] is not None else row[4]
+        return _new_tuple(cls, (row[0], t, row[5], row[7], row[6], row[8], row[9], row[10], row[13], extras, site,
+                                tags))  # fmt: skip
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[Any]], devices: Mapping[str, DeviceLike]) -> list[EventFact]:
+        """`from_row` of each row (receive time), with the site and tags of `devices` (by device id): the
+        service's path, per event of the stream, so made without the keyword handling."""
+        new, get = _new_tuple, devices.get
+        out: list[EventFact] = []
+        append = out.append
+        for r in rows:
+            extras = r[14]
+            if isinstance(extras, str | bytes):
+                import json
+
+                extras = json.loads(extras)
+            info = get(r[0])
+            site, tags = (None, None) if info is None else (info.site, info.tags)
+            append(new(cls, (r[0], r[4], r[5], r[7], r[6], r[8], r[9], r[10], r[13], extras, site, tags)))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -319,15 +348,19 @@ def _compile_match(m: Match | None, ruleset: RuleSet, h: float) -> _CompiledMatc
         t: Pred = lambda e: True  # noqa: E731
         return _CompiledMatch(t, t, t, _ANY)
     scope: list[Pred] = []
+    kind = m.kind_index
     if m.model is not None:
         model = m.model
         alt = str(model) if isinstance(model, int) else (int(model) if model.isdigit() else model)
+        # one closure for the model and the kind: the check every event of a rule's scope pays
         if alt == model:
-            scope.append(lambda e: e.model == model)
-        else:
+            scope.append((lambda e: e.model == model) if kind is None else (lambda e: e.model == model
+                                                                            and e.kind == kind))  # fmt: skip
+        elif kind is None:
             scope.append(lambda e: e.model == model or e.model == alt)
-    kind = m.kind_index
-    if kind is not None:
+        else:
+            scope.append(lambda e: (e.model == model or e.model == alt) and e.kind == kind)
+    elif kind is not None:
         scope.append(lambda e: e.kind == kind)
     rest: list[Pred] = []
     relaxed: list[Pred] = []
@@ -430,15 +463,16 @@ def _min(a: int | None, b: int | None) -> int | None:
 class _MatchNode(_Node):
     def __init__(self, m: _CompiledMatch) -> None:
         self.m = m
+        self.scope, self.pred, self.relaxed = m.scope, m.pred, m.relaxed
         self.filters = [_Filter(m.filter.models, m.filter.kinds, None)]  # must see non-matching labels too
 
     def on_event(self, st: list[Any], e: EventFact, t: int) -> None:
-        if self.m.scope(e):
+        if self.scope(e):
             st[self.idx] = e
 
     def value(self, st: list[Any], now: int, held: bool) -> bool:
         e = st[self.idx]
-        return e is not None and (self.m.relaxed(e) if held else self.m.pred(e))
+        return e is not None and (self.relaxed(e) if held else self.pred(e))
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
         e = st[self.idx]
@@ -749,13 +783,18 @@ class _AllNode(_Node):
             c.on_event(st, e, t)
 
     def value(self, st: list[Any], now: int, held: bool) -> bool:
-        vs = [c.value(st, now, held) for c in self.children]  # no short cut: `for` nodes track their state
-        return any(vs) if self.is_any else all(vs)
+        n = 0  # no short cut: `for` nodes track their state
+        for c in self.children:
+            if c.value(st, now, held):
+                n += 1
+        return n > 0 if self.is_any else n == len(self.children)
 
     def wake(self, st: list[Any], now: int) -> int | None:
         w = None
         for c in self.children:
-            w = _min(w, c.wake(st, now))
+            cw = c.wake(st, now)
+            if cw is not None and (w is None or cw < w):
+                w = cw
         return w
 
     def evidence(self, st: list[Any], now: int, out: dict[str, Any]) -> None:
@@ -858,7 +897,9 @@ class _CompiledRule:
         self.h = float(rule.hysteresis or 0.0) if rule.resolve == "auto" else 0.0
         self.nodes: list[_Node] = []
         self.root = self._compile(rule, ruleset, "")
-        self.group_of = _group_fn(_rule_per(rule, rule.per) or "device")
+        per = _rule_per(rule, rule.per) or "device"
+        self.group_of = _group_fn(per)
+        self.by_device = per == "device"
         self.auto = rule.resolve == "auto"
         self.cooldown = rule.cooldown
         self.clear_after = rule.clear_after
@@ -955,7 +996,7 @@ class RuleEngine:
             if rules is None:
                 rules = self._rules_for(e)
             for cr in rules:
-                g = cr.group_of(e)
+                g = e.device_id if cr.by_device else cr.group_of(e)
                 groups = cr.groups
                 gs = groups.get(g)
                 if gs is None:

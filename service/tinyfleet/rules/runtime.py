@@ -13,7 +13,7 @@ drained the events since the last one fed are read from the `events` table inste
 lost, only later. Everything else runs on the event loop, in named tasks: `tinyfleet-rules-feed` (the engine),
 `tinyfleet-rules-tick` (every `tick_interval_s`: absence, `for:`, escalation, re-notification, auto-resolve by
 time), `tinyfleet-rules-writer` (the transitions, in order, all that wait in one transaction, each with its
-rule's actions through `tinyfleet.alerts.apply_transition`; a failed write is retried until it succeeds),
+rule's actions through `tinyfleet.alerts.apply_transitions`, multi-row; a failed write is retried until it succeeds),
 `tinyfleet-rules-checkpoint` and `tinyfleet-rules-devices` (device site and tags for the facts).
 
 Restart: every `rules_checkpoint_interval_s` and at stop the engine's state (windows, clocks, alerts) is saved
@@ -164,6 +164,8 @@ class RulesRuntime:
         self.checkpoint_saved_at: datetime | None = None
         self.checkpoint_bytes = 0
         self._devices: dict[str, DeviceInfo] = {}
+        self._action_specs: dict[str, list[ActionSpec]] = {}  # rule id → its actions as the outbox stores them
+        self._action_specs_of: RuleSet | None = None  # the rule set they were built from
         # Position in the event stream: the largest receive time fed, and the keys fed at exactly that time.
         self._fed_until: int | None = None
         self._fed_keys: set[EventKey] = set()
@@ -412,12 +414,7 @@ class RulesRuntime:
                 rows = [r for r in rows if r[4] > skip or (r[4] == skip and (r[0], r[1], r[2]) not in keys)]
                 if not rows:
                     return []
-        devices = self._devices
-        facts = []
-        for r in rows:
-            info = devices.get(r[0])
-            facts.append(EventFact.from_row(r) if info is None else EventFact.from_row(r, site=info.site,
-                                                                                          tags=info.tags))  # fmt: skip
+        facts = EventFact.from_rows(rows, self._devices)
         top = max(r[4] for r in rows)
         at_top = {(r[0], r[1], r[2]) for r in rows if r[4] == top}
         if self._fed_until is None or top > self._fed_until:
@@ -562,17 +559,22 @@ class RulesRuntime:
 
     async def _write(self, transitions: list[Transition]) -> list[tuple[Transition, int]]:
         ruleset = self.ruleset
-        written: list[tuple[Transition, int]] = []
-        async with self.database.session() as session:
-            for t in transitions:
+        specs = self._action_specs
+        if self._action_specs_of is not ruleset:  # built once per rule set
+            specs.clear()
+            self._action_specs_of = ruleset
+        items: list[tuple[Transition, list[ActionSpec]]] = []
+        for t in transitions:
+            actions = specs.get(t.rule_id)
+            if actions is None:
                 try:
-                    actions = action_specs(ruleset.rule(t.rule_id))
+                    actions = specs[t.rule_id] = action_specs(ruleset.rule(t.rule_id))
                 except KeyError:
                     actions = []
-                applied = await alerts.apply_transition(session, t, actions)
-                if applied is not None:
-                    written.append((t, applied.alert.id))
-        return written
+            items.append((t, actions))
+        async with self.database.session() as session:
+            ids = await alerts.apply_transitions(session, items)
+        return [(t, alert_id) for t, alert_id in zip(transitions, ids, strict=True) if alert_id is not None]
 
     # ---------------------------------------------------------------------------------------- operations
     async def _watch_loop(self) -> None:

@@ -32,7 +32,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown device or capture"}
 }
 _EXAMPLE = (
-    "# tinyfleet-capture: 1\n# sample_rate_hz: 3200\n# label: bearing_fault\nx_g,y_g,z_g\n"
+    "# tinyfleet-capture: 1\n# sample_rate_hz: 3200\n# label: bearing_fault\nx,y,z\n"
     "0.0123,1.0012,-0.0034\n0.0150,0.9987,-0.0021\n"
 )
 
@@ -54,7 +54,7 @@ class CapturePublic(BaseModel):
     label: str | None = Field(None, examples=["bearing_fault"])
     sample_rate_hz: float = Field(examples=[3200.0])
     samples: int = Field(examples=[1024], description="Rows (samples per channel)")
-    channels: list[str] = Field(examples=[["x_g", "y_g", "z_g"]])
+    channels: list[str] = Field(examples=[["x", "y", "z"]])
     boot: int | None = None
     seq: int | None = Field(None, description="The device's event sequence number when it captured")
     model: str | None = None
