@@ -23,7 +23,7 @@ log = logging.getLogger("tinyfleet_device.fleet")
 def fleet(
     count: Annotated[int, typer.Option(help="Devices (ids ID_PREFIX0000…), or the first N of --credentials")] = 100,
     profile: Annotated[str, typer.Option(help=f"Behaviour mix: {', '.join(PROFILES)}")] = "mixed",
-    mqtt_url: Annotated[str, typer.Option(envvar="TINYFLEET_MQTT_URL", help="Broker, mqtt://host:1883")] = (
+    mqtt_url: Annotated[str, typer.Option(envvar="TINYFLEET_DEVICE_MQTT_URL", help="Broker, mqtt://host:1883")] = (
         "mqtt://127.0.0.1:1883"
     ),
     credentials: Annotated[
